@@ -1,0 +1,106 @@
+/*
+ * db.h — the database's internal state, shared by database.c (open,
+ * close, catalogue), resource.c (record operations), partition.c,
+ * events.c, ids.c and pool.c.
+ *
+ * Locking: `lock` guards the catalogue (s3db.json as JSON) and the
+ * resource table.  Compiled schemas are immutable and never freed before
+ * the database closes (a definition change adds a new one and moves
+ * res->current), so an operation reads res->current once, under the read
+ * lock, and then uses it without locks.
+ */
+#ifndef S3DB_DB_H
+#define S3DB_DB_H
+
+#include <pthread.h>
+#include "conn.h"
+#include "schema.h"
+#include "store.h"
+#include "util.h"
+
+typedef struct listener {
+	int id;
+	s3db_listener fn;
+	void *userdata;
+} listener;
+
+typedef struct event_bus {
+	pthread_rwlock_t lock;
+	listener *items;
+	size_t count, cap;
+	int next_id;
+} event_bus;
+
+struct s3db_resource {
+	s3db *db;
+	char *name;
+	schema *current;          /* guarded by db->lock (pointer swap)  */
+	schema **all;             /* every schema compiled, freed at close */
+	size_t nall, capall;
+};
+
+struct s3db {
+	conn_info conn;
+	store *store;
+	char *passphrase;
+	int parallelism;
+	pthread_rwlock_t lock;
+	json_object *catalog;     /* s3db.json                            */
+	schema_format format;
+	int v74;                  /* last writer was s3db.js 7.4.1+       */
+	s3db_resource **resources;
+	size_t nresources, capresources;
+	event_bus bus;
+	s3db_request_hook hook;
+	void *hook_userdata;
+};
+
+/* ---- keys ------------------------------------------------------------ */
+/* Full keys (with the database prefix); malloc'd. */
+char *db_key(const s3db *db, const char *fmt, ...) S3DB_PRINTF(2, 3);
+char *db_record_key(const s3db *db, const char *resource, const char *id);
+
+/* ---- catalogue (database.c) ------------------------------------------ */
+/* The schema to decode an object written under version `v` (NULL: the
+ * current one).  Borrowed; lives until close. */
+const schema *db_schema_for_version(s3db_resource *res, const char *v);
+/* The current schema (borrowed; lives until close). */
+const schema *db_current_schema(s3db_resource *res);
+
+/* ---- events (events.c) ----------------------------------------------- */
+void event_bus_init(event_bus *bus);
+void event_bus_destroy(event_bus *bus);
+/* Calls every listener; returns the first non-OK code of a before-event
+ * listener (the operation is then cancelled), else S3DB_OK. */
+s3db_code event_emit(s3db *db, s3db_event_type type, const char *resource, const char *id,
+                     json_object *old_record, json_object *new_record, const s3db_ctx *ctx,
+                     s3db_code result, double duration_ms);
+
+/* ---- ids (ids.c) ----------------------------------------------------- */
+/* A new id of `size` characters from nanoid's URL alphabet (malloc'd). */
+char *id_generate(int size);
+
+/* ---- parallel work (pool.c) ------------------------------------------ */
+/* Runs fn(ud, i) for every i in [0, n) on up to `parallelism` threads
+ * and returns when all are done.  Safe to call from any thread (it
+ * creates its own workers), so bulk operations may nest. */
+typedef void (*pool_fn)(void *ud, size_t i);
+void pool_run(int parallelism, size_t n, pool_fn fn, void *ud);
+
+/* ---- partitions (partition.c) ---------------------------------------- */
+/* The reference keys (full keys) a record has under schema s: one per
+ * partition whose fields are all present (§2.5).  *keys is a
+ * NULL-terminated vector (s3db_free_strv). */
+s3db_code partition_keys(const s3db *db, const schema *s, json_object *record, const char *id,
+                         char ***keys, s3db_error *err);
+/* The listing prefix (full key, ending in '/') for a partition and
+ * optional values; fields of `values` must be a leading run of the
+ * partition's sorted fields for a narrow prefix, else the partition's
+ * whole prefix is returned and *exact is set to 0 (filter after). */
+s3db_code partition_prefix(const s3db *db, const schema *s, const char *partition,
+                           json_object *values, char **prefix, int *exact, s3db_error *err);
+/* The value a field takes in a reference key (rule applied); malloc'd,
+ * NULL when the field is absent or null. */
+char *partition_value(json_object *record, const char *field, const char *rule);
+
+#endif

@@ -1,0 +1,1007 @@
+/*
+ * resource.c — record operations: insert, get, update, replace, upsert,
+ * delete, their bulk forms, listing, counting, paging, queries and binary
+ * content.
+ *
+ * Requests per operation (what bench/ measures):
+ *   insert   1 PUT (If-None-Match: *) + 1 PUT per partition reference
+ *   get      1 HEAD, + 1 GET when the object has a body
+ *   update   get + 1 PUT (If-Match: the ETag read) + reference changes
+ *   delete   get + 1 DELETE + 1 DeleteObjects for the references
+ *   listIds  ceil(N / 1000) LIST
+ *
+ * Invariants:
+ *  - nothing is written before the record validates and encodes;
+ *  - a write that fails part-way is undone (an insert whose references
+ *    cannot be written deletes what it wrote), so no partial record and
+ *    no stale reference is left by our own writes;
+ *  - updates are conditional on the ETag read, so a concurrent writer's
+ *    change is never silently overwritten (S3DB_ERR_PRECONDITION).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "db.h"
+#include "record.h"
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static s3db_code need_schema(s3db_resource *res, const schema **s, s3db_error *err)
+{
+	*s = res ? db_current_schema(res) : NULL;
+	if (!*s)
+		return s3db_error_set(err, S3DB_ERR_NO_RESOURCE, "no resource '%s'",
+		                      res ? res->name : "(null)");
+	return S3DB_OK;
+}
+
+static s3db_code need_writable(s3db_resource *res, s3db_error *err)
+{
+	if (res->db->format == FORMAT_V7)
+		return s3db_error_set(err, S3DB_ERR_UNSUPPORTED,
+		                      "%s: this database was written by s3db.js 7.x and is read-only here",
+		                      res->name);
+	return S3DB_OK;
+}
+
+/* Reads a record object: HEAD, then GET when it has a body. */
+static s3db_code fetch_object(s3db_resource *res, const char *id, store_object *obj,
+                              s3db_error *err)
+{
+	char *key = db_record_key(res->db, res->name, id);
+	if (!key)
+		return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	s3db_code rc = store_head(res->db->store, key, obj, err);
+	if (rc == S3DB_OK && obj->size > 0) {
+		store_object_free(obj);
+		rc = store_get(res->db->store, key, obj, err);
+	}
+	free(key);
+	if (rc == S3DB_ERR_NOT_FOUND)
+		s3db_error_set(err, rc, "%s/%s: no such record", res->name, id);
+	return rc;
+}
+
+/* Reads and decodes a record; *etag (optional) receives its ETag and
+ * *obj_out (optional) keeps the object. */
+static s3db_code read_record(s3db_resource *res, const char *id, json_object **out,
+                             store_object *obj_out, s3db_error *err)
+{
+	store_object obj;
+	store_object_init(&obj);
+	s3db_code rc = fetch_object(res, id, &obj, err);
+	if (rc == S3DB_OK) {
+		const schema *s = db_schema_for_version(res, record_object_version(&obj));
+		rc = s ? record_decode(s, &obj, id, res->db->passphrase, res->db->v74, out, err)
+		       : s3db_error_set(err, S3DB_ERR_NO_RESOURCE, "no resource '%s'", res->name);
+		if (rc != S3DB_OK)
+			s3db_error_prefix(err, "%s/%s", res->name, id);
+	}
+	if (rc == S3DB_OK && obj_out)
+		*obj_out = obj;
+	else
+		store_object_free(&obj);
+	return rc;
+}
+
+/* Copies data without "id" and adds timestamps; created_at keeps an
+ * existing record's createdAt. */
+static json_object *with_timestamps(const schema *s, json_object *data, json_object *created_at)
+{
+	json_object *copy = json_object_new_object();
+	json_object_object_foreach(data, k, v) {
+		if (strcmp(k, "id") != 0)
+			json_object_object_add(copy, k, json_object_get(v));
+	}
+	if (s->timestamps) {
+		char now[40];
+		s3db_iso8601(s3db_now_ms(), now, sizeof now);
+		if (created_at)
+			json_object_object_add(copy, "createdAt", json_object_get(created_at));
+		else if (!json_object_object_get_ex(copy, "createdAt", NULL))
+			json_object_object_add(copy, "createdAt", json_object_new_string(now));
+		json_object_object_add(copy, "updatedAt", json_object_new_string(now));
+	}
+	return copy;
+}
+
+/* {id, ...fields} in that order (new object). */
+static json_object *record_with_id(const char *id, json_object *fields)
+{
+	json_object *r = json_object_new_object();
+	json_object_object_add(r, "id", json_object_new_string(id));
+	json_object_object_foreach(fields, k, v)
+		json_object_object_add(r, k, json_object_get(v));
+	return r;
+}
+
+typedef struct ref_job {
+	s3db *db;
+	char **keys;
+	const char *version;
+	int put;             /* 1: PUT references, 0: nothing            */
+	s3db_code *results;
+	s3db_error *errors;
+} ref_job;
+
+static void ref_put_one(void *ud, size_t i)
+{
+	ref_job *j = ud;
+	store_meta meta;
+	store_meta_init(&meta);
+	store_meta_set(&meta, "_v", j->version);
+	j->results[i] = store_put(j->db->store, j->keys[i], &meta, "", 0, NULL, NULL, &j->errors[i]);
+	store_meta_free(&meta);
+}
+
+static size_t strv_len(char **v)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+/* PUTs every reference key in parallel; the first error is returned. */
+static s3db_code put_references(s3db *db, char **keys, const char *version, s3db_error *err)
+{
+	size_t n = strv_len(keys);
+	if (!n)
+		return S3DB_OK;
+	ref_job j = { .db = db, .keys = keys, .version = version };
+	j.results = calloc(n, sizeof *j.results);
+	j.errors = calloc(n, sizeof *j.errors);
+	if (!j.results || !j.errors) {
+		free(j.results);
+		free(j.errors);
+		return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	}
+	pool_run(db->parallelism, n, ref_put_one, &j);
+	s3db_code rc = S3DB_OK;
+	for (size_t i = 0; i < n && rc == S3DB_OK; i++) {
+		if (j.results[i] != S3DB_OK) {
+			rc = j.results[i];
+			if (err)
+				*err = j.errors[i];
+		}
+	}
+	free(j.results);
+	free(j.errors);
+	return rc;
+}
+
+static int strv_contains(char **v, const char *s)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		if (!strcmp(v[i], s))
+			return 1;
+	return 0;
+}
+
+/* Keys of `a` that are not in `b` (NULL-terminated, s3db_free_strv). */
+static char **strv_minus(char **a, char **b)
+{
+	strv out;
+	strv_init(&out);
+	for (size_t i = 0; a && a[i]; i++)
+		if (!strv_contains(b, a[i]))
+			strv_push(&out, a[i]);
+	return strv_steal(&out);
+}
+
+/* Validates and encodes; *validated receives the normalised fields. */
+static s3db_code prepare(const schema *s, s3db_resource *res, json_object *data,
+                         json_object *created_at, const char *id, json_object **validated,
+                         record_encoded *enc, s3db_error *err)
+{
+	json_object *input = with_timestamps(s, data, created_at);
+	s3db_code rc = schema_validate(s, input, validated, err);
+	json_object_put(input);
+	if (rc == S3DB_OK)
+		rc = record_encode(s, *validated, id, res->db->passphrase, enc, err);
+	if (rc != S3DB_OK)
+		s3db_error_prefix(err, "%s/%s", res->name, id);
+	return rc;
+}
+
+/* ---- insert ------------------------------------------------------------------ */
+
+static s3db_code insert_record(s3db_resource *res, json_object *data, const char *given_id,
+                               const s3db_ctx *ctx, json_object **out, s3db_error *err)
+{
+	const schema *s;
+	double t0 = s3db_monotonic_ms();
+	s3db_code rc = need_schema(res, &s, err);
+	if (rc == S3DB_OK)
+		rc = need_writable(res, err);
+	if (rc != S3DB_OK)
+		return rc;
+	if (!data || !json_object_is_type(data, json_type_object))
+		return s3db_error_set(err, S3DB_ERR_VALIDATION, "%s: a record must be a JSON object",
+		                      res->name);
+	json_object *idv = NULL;
+	const char *id = given_id;
+	if (!id && json_object_object_get_ex(data, "id", &idv) && idv) {
+		if (!json_object_is_type(idv, json_type_string))
+			return s3db_error_set(err, S3DB_ERR_BAD_ID, "%s: \"id\" must be a string", res->name);
+		id = json_object_get_string(idv);
+	}
+	char *generated = id ? NULL : id_generate(s->id_size);
+	if (!id && !(id = generated))
+		return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	rc = s3db_id_check(id, err);
+	if (rc != S3DB_OK) {
+		s3db_error_prefix(err, "%s", res->name);
+		free(generated);
+		return rc;
+	}
+	json_object *validated = NULL, *record = NULL;
+	record_encoded enc;
+	record_encoded_init(&enc);
+	char **refs = NULL;
+	char *key = NULL;
+	rc = prepare(s, res, data, NULL, id, &validated, &enc, err);
+	if (rc == S3DB_OK) {
+		record = record_with_id(id, validated);
+		rc = partition_keys(res->db, s, record, id, &refs, err);
+	}
+	if (rc == S3DB_OK)
+		rc = event_emit(res->db, S3DB_EV_BEFORE_INSERT, res->name, id, NULL, record, ctx,
+		                S3DB_OK, 0);
+	if (rc == S3DB_OK && !(key = db_record_key(res->db, res->name, id)))
+		rc = s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	if (rc == S3DB_OK) {
+		store_put_opts opts = { .content_type = enc.content_type, .if_none_match = 1 };
+		rc = store_put(res->db->store, key, &enc.meta, enc.body.data ? enc.body.data : "",
+		               enc.body.len, &opts, NULL, err);
+		if (rc == S3DB_ERR_PRECONDITION)
+			rc = s3db_error_set(err, S3DB_ERR_EXISTS, "%s/%s: the record already exists",
+			                    res->name, id);
+		if (rc == S3DB_OK) {
+			rc = put_references(res->db, refs, s->version, err);
+			if (rc != S3DB_OK) {
+				/* undo: no record without its references */
+				store_delete(res->db->store, key, NULL);
+				size_t n = strv_len(refs);
+				if (n)
+					store_delete_many(res->db->store, (const char *const *)refs, n, NULL);
+			}
+		}
+	}
+	event_emit(res->db, S3DB_EV_AFTER_INSERT, res->name, id, NULL, rc == S3DB_OK ? record : NULL,
+	           ctx, rc, s3db_monotonic_ms() - t0);
+	if (rc == S3DB_OK && out)
+		*out = json_object_get(record);
+	json_object_put(record);
+	json_object_put(validated);
+	record_encoded_free(&enc);
+	s3db_free_strv(refs);
+	free(key);
+	free(generated);
+	return rc;
+}
+
+s3db_code s3db_insert(s3db_resource *res, json_object *data, const s3db_ctx *ctx,
+                      json_object **out, s3db_error *err)
+{
+	if (out)
+		*out = NULL;
+	return insert_record(res, data, NULL, ctx, out, err);
+}
+
+/* ---- get / exists ---------------------------------------------------------------- */
+
+s3db_code s3db_get(s3db_resource *res, const char *id, const s3db_ctx *ctx, json_object **out,
+                   s3db_error *err)
+{
+	const schema *s;
+	double t0 = s3db_monotonic_ms();
+	*out = NULL;
+	s3db_code rc = need_schema(res, &s, err);
+	if (rc == S3DB_OK && (rc = s3db_id_check(id, err)) != S3DB_OK)
+		s3db_error_prefix(err, "%s", res->name);
+	if (rc != S3DB_OK)
+		return rc;
+	rc = event_emit(res->db, S3DB_EV_BEFORE_GET, res->name, id, NULL, NULL, ctx, S3DB_OK, 0);
+	if (rc == S3DB_OK)
+		rc = read_record(res, id, out, NULL, err);
+	event_emit(res->db, S3DB_EV_AFTER_GET, res->name, id, NULL, *out, ctx, rc,
+	           s3db_monotonic_ms() - t0);
+	return rc;
+}
+
+int s3db_exists(s3db_resource *res, const char *id, s3db_error *err)
+{
+	const schema *s;
+	if (need_schema(res, &s, err) != S3DB_OK || s3db_id_check(id, err) != S3DB_OK)
+		return -1;
+	char *key = db_record_key(res->db, res->name, id);
+	store_object obj;
+	store_object_init(&obj);
+	s3db_code rc = key ? store_head(res->db->store, key, &obj, err) : S3DB_ERR_NOMEM;
+	store_object_free(&obj);
+	free(key);
+	if (rc == S3DB_ERR_NOT_FOUND) {
+		s3db_error_clear(err);
+		return 0;
+	}
+	return rc == S3DB_OK ? 1 : -1;
+}
+
+/* ---- update / replace / upsert ------------------------------------------------------ */
+
+/* Deep merge of JSON objects: patch's members replace old's, objects
+ * merge recursively.  Returns a new object. */
+static json_object *merge(json_object *old, json_object *patch)
+{
+	json_object *out = json_object_new_object();
+	json_object_object_foreach(old, k, v)
+		json_object_object_add(out, k, json_object_get(v));
+	json_object_object_foreach(patch, pk, pv) {
+		json_object *ov = NULL;
+		if (pv && json_object_is_type(pv, json_type_object) &&
+		    json_object_object_get_ex(out, pk, &ov) && ov &&
+		    json_object_is_type(ov, json_type_object))
+			json_object_object_add(out, pk, merge(ov, pv));
+		else
+			json_object_object_add(out, pk, json_object_get(pv));
+	}
+	return out;
+}
+
+typedef enum write_mode { WRITE_REPLACE, WRITE_MERGE } write_mode;
+
+static s3db_code rewrite_record(s3db_resource *res, const char *id, json_object *data,
+                                write_mode mode, const s3db_ctx *ctx, json_object **out,
+                                s3db_error *err)
+{
+	const schema *s;
+	double t0 = s3db_monotonic_ms();
+	s3db_code rc = need_schema(res, &s, err);
+	if (rc == S3DB_OK)
+		rc = need_writable(res, err);
+	if (rc == S3DB_OK && (rc = s3db_id_check(id, err)) != S3DB_OK)
+		s3db_error_prefix(err, "%s", res->name);
+	if (rc != S3DB_OK)
+		return rc;
+	if (!data || !json_object_is_type(data, json_type_object))
+		return s3db_error_set(err, S3DB_ERR_VALIDATION, "%s/%s: a record must be a JSON object",
+		                      res->name, id);
+	json_object *idv;
+	if (json_object_object_get_ex(data, "id", &idv) && idv &&
+	    (!json_object_is_type(idv, json_type_string) || strcmp(json_object_get_string(idv), id)))
+		return s3db_error_set(err, S3DB_ERR_BAD_ID,
+		                      "%s/%s: the record's \"id\" differs from the id being written "
+		                      "(ids are changed by rename, not by update)", res->name, id);
+	json_object *old = NULL, *validated = NULL, *record = NULL, *input = NULL;
+	store_object obj;
+	store_object_init(&obj);
+	record_encoded enc;
+	record_encoded_init(&enc);
+	char **old_refs = NULL, **new_refs = NULL, **stale = NULL, *key = NULL;
+	rc = read_record(res, id, &old, &obj, err);
+	if (rc == S3DB_OK) {
+		input = mode == WRITE_MERGE ? merge(old, data) : json_object_get(data);
+		json_object *created = NULL;
+		json_object_object_get_ex(old, "createdAt", &created);
+		rc = prepare(s, res, input, s->timestamps ? created : NULL, id, &validated, &enc, err);
+	}
+	if (rc == S3DB_OK) {
+		record = record_with_id(id, validated);
+		rc = partition_keys(res->db, s, old, id, &old_refs, err);
+		if (rc != S3DB_OK) { /* an old record with bad values: no refs to keep */
+			s3db_error_clear(err);
+			rc = S3DB_OK;
+		}
+		rc = partition_keys(res->db, s, record, id, &new_refs, err);
+	}
+	if (rc == S3DB_OK)
+		rc = event_emit(res->db, S3DB_EV_BEFORE_UPDATE, res->name, id, old, record, ctx,
+		                S3DB_OK, 0);
+	if (rc == S3DB_OK && !(key = db_record_key(res->db, res->name, id)))
+		rc = s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	if (rc == S3DB_OK) {
+		/* binary content stays when the new encoding has no body (§3.15) */
+		const void *body = enc.body.data ? enc.body.data : "";
+		size_t len = enc.body.len;
+		const char *ctype = enc.content_type;
+		if (len == 0 && record_body_is_binary(&obj)) {
+			body = obj.body;
+			len = obj.body_len;
+			ctype = obj.content_type;
+		}
+		store_put_opts opts = { .content_type = ctype, .if_match = obj.etag };
+		rc = store_put(res->db->store, key, &enc.meta, body, len, &opts, NULL, err);
+		if (rc == S3DB_ERR_PRECONDITION)
+			s3db_error_set(err, rc, "%s/%s: the record changed while it was being updated; "
+			               "read it again and retry", res->name, id);
+	}
+	if (rc == S3DB_OK)
+		rc = put_references(res->db, new_refs, s->version, err);
+	if (rc == S3DB_OK) {
+		stale = strv_minus(old_refs, new_refs);
+		size_t n = strv_len(stale);
+		if (n)
+			rc = store_delete_many(res->db->store, (const char *const *)stale, n, err);
+	}
+	event_emit(res->db, S3DB_EV_AFTER_UPDATE, res->name, id, old, rc == S3DB_OK ? record : NULL,
+	           ctx, rc, s3db_monotonic_ms() - t0);
+	if (rc == S3DB_OK && out)
+		*out = json_object_get(record);
+	json_object_put(old);
+	json_object_put(input);
+	json_object_put(validated);
+	json_object_put(record);
+	store_object_free(&obj);
+	record_encoded_free(&enc);
+	s3db_free_strv(old_refs);
+	s3db_free_strv(new_refs);
+	s3db_free_strv(stale);
+	free(key);
+	return rc;
+}
+
+s3db_code s3db_update(s3db_resource *res, const char *id, json_object *patch, const s3db_ctx *ctx,
+                      json_object **out, s3db_error *err)
+{
+	if (out)
+		*out = NULL;
+	return rewrite_record(res, id, patch, WRITE_MERGE, ctx, out, err);
+}
+
+s3db_code s3db_replace(s3db_resource *res, const char *id, json_object *data, const s3db_ctx *ctx,
+                       json_object **out, s3db_error *err)
+{
+	if (out)
+		*out = NULL;
+	return rewrite_record(res, id, data, WRITE_REPLACE, ctx, out, err);
+}
+
+s3db_code s3db_upsert(s3db_resource *res, json_object *data, const s3db_ctx *ctx,
+                      json_object **out, s3db_error *err)
+{
+	json_object *idv = NULL;
+	if (out)
+		*out = NULL;
+	if (!data || !json_object_object_get_ex(data, "id", &idv) ||
+	    !json_object_is_type(idv, json_type_string))
+		return s3db_error_set(err, S3DB_ERR_BAD_ID, "%s: upsert needs a record with a string "
+		                      "\"id\"", res ? res->name : "");
+	const char *id = json_object_get_string(idv);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		s3db_code rc = insert_record(res, data, id, ctx, out, err);
+		if (rc != S3DB_ERR_EXISTS)
+			return rc;
+		rc = rewrite_record(res, id, data, WRITE_REPLACE, ctx, out, err);
+		if (rc != S3DB_ERR_NOT_FOUND)
+			return rc; /* deleted in between: insert again */
+	}
+	return s3db_error_set(err, S3DB_ERR_PRECONDITION, "%s/%s: the record kept changing", res->name,
+	                      id);
+}
+
+/* ---- delete -------------------------------------------------------------------------- */
+
+s3db_code s3db_delete(s3db_resource *res, const char *id, const s3db_ctx *ctx, s3db_error *err)
+{
+	const schema *s;
+	double t0 = s3db_monotonic_ms();
+	s3db_code rc = need_schema(res, &s, err);
+	if (rc == S3DB_OK)
+		rc = need_writable(res, err);
+	if (rc == S3DB_OK && (rc = s3db_id_check(id, err)) != S3DB_OK)
+		s3db_error_prefix(err, "%s", res->name);
+	if (rc != S3DB_OK)
+		return rc;
+	json_object *old = NULL;
+	char **refs = NULL, *key = NULL;
+	rc = read_record(res, id, &old, NULL, err);
+	if (rc == S3DB_OK && partition_keys(res->db, s, old, id, &refs, NULL) != S3DB_OK)
+		refs = NULL;
+	if (rc == S3DB_OK)
+		rc = event_emit(res->db, S3DB_EV_BEFORE_DELETE, res->name, id, old, NULL, ctx, S3DB_OK, 0);
+	if (rc == S3DB_OK && !(key = db_record_key(res->db, res->name, id)))
+		rc = s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	if (rc == S3DB_OK)
+		rc = store_delete(res->db->store, key, err);
+	if (rc == S3DB_OK && strv_len(refs))
+		rc = store_delete_many(res->db->store, (const char *const *)refs, strv_len(refs), err);
+	event_emit(res->db, S3DB_EV_AFTER_DELETE, res->name, id, old, NULL, ctx, rc,
+	           s3db_monotonic_ms() - t0);
+	json_object_put(old);
+	s3db_free_strv(refs);
+	free(key);
+	return rc;
+}
+
+typedef struct delete_job {
+	s3db_resource *res;
+	const schema *s;
+	const char *const *ids;
+	json_object **olds;
+	char ***refs;
+	s3db_code *rcs;
+	s3db_error *errs;
+} delete_job;
+
+static void delete_read_one(void *ud, size_t i)
+{
+	delete_job *j = ud;
+	j->rcs[i] = read_record(j->res, j->ids[i], &j->olds[i], NULL, &j->errs[i]);
+	if (j->rcs[i] == S3DB_OK &&
+	    partition_keys(j->res->db, j->s, j->olds[i], j->ids[i], &j->refs[i], NULL) != S3DB_OK)
+		j->refs[i] = NULL;
+}
+
+s3db_code s3db_delete_many(s3db_resource *res, const char *const *ids, size_t n,
+                           const s3db_ctx *ctx, s3db_error *err)
+{
+	const schema *s;
+	s3db_code rc = need_schema(res, &s, err);
+	if (rc == S3DB_OK)
+		rc = need_writable(res, err);
+	for (size_t i = 0; rc == S3DB_OK && i < n; i++)
+		if ((rc = s3db_id_check(ids[i], err)) != S3DB_OK)
+			s3db_error_prefix(err, "%s", res->name);
+	if (rc != S3DB_OK || n == 0)
+		return rc;
+	double t0 = s3db_monotonic_ms();
+	delete_job j = { .res = res, .s = s, .ids = ids };
+	j.olds = calloc(n, sizeof *j.olds);
+	j.refs = calloc(n, sizeof *j.refs);
+	j.rcs = calloc(n, sizeof *j.rcs);
+	j.errs = calloc(n, sizeof *j.errs);
+	strv keys;
+	strv_init(&keys);
+	if (!j.olds || !j.refs || !j.rcs || !j.errs)
+		rc = s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	else
+		pool_run(res->db->parallelism, n, delete_read_one, &j);
+	for (size_t i = 0; rc == S3DB_OK && i < n; i++) {
+		if (j.rcs[i] == S3DB_ERR_NOT_FOUND)
+			continue; /* already gone */
+		if (j.rcs[i] != S3DB_OK) {
+			rc = j.rcs[i];
+			if (err)
+				*err = j.errs[i];
+			break;
+		}
+		rc = event_emit(res->db, S3DB_EV_BEFORE_DELETE, res->name, ids[i], j.olds[i], NULL, ctx,
+		                S3DB_OK, 0);
+		char *key = rc == S3DB_OK ? db_record_key(res->db, res->name, ids[i]) : NULL;
+		if (key)
+			strv_push_owned(&keys, key);
+		for (size_t r = 0; j.refs[i] && j.refs[i][r]; r++)
+			strv_push(&keys, j.refs[i][r]);
+	}
+	if (rc == S3DB_OK && keys.count)
+		rc = store_delete_many(res->db->store, (const char *const *)keys.items, keys.count, err);
+	for (size_t i = 0; j.rcs && i < n; i++) {
+		if (j.rcs[i] == S3DB_OK)
+			event_emit(res->db, S3DB_EV_AFTER_DELETE, res->name, ids[i], j.olds[i], NULL, ctx,
+			           rc, s3db_monotonic_ms() - t0);
+		json_object_put(j.olds[i]);
+		s3db_free_strv(j.refs[i]);
+	}
+	strv_free(&keys);
+	free(j.olds);
+	free(j.refs);
+	free(j.rcs);
+	free(j.errs);
+	return rc;
+}
+
+/* ---- bulk insert / get ------------------------------------------------------------------- */
+
+typedef struct bulk_job {
+	s3db_resource *res;
+	json_object *records;       /* insert: input array */
+	const char *const *ids;     /* get: ids            */
+	const s3db_ctx *ctx;
+	json_object **outs;
+	s3db_code *rcs;
+	s3db_error *errs;
+} bulk_job;
+
+static void bulk_insert_one(void *ud, size_t i)
+{
+	bulk_job *j = ud;
+	j->rcs[i] = s3db_insert(j->res, json_object_array_get_idx(j->records, i), j->ctx, &j->outs[i],
+	                        &j->errs[i]);
+}
+
+static void bulk_get_one(void *ud, size_t i)
+{
+	bulk_job *j = ud;
+	j->rcs[i] = s3db_get(j->res, j->ids[i], j->ctx, &j->outs[i], &j->errs[i]);
+}
+
+/* Runs fn over n items and collects results in input order. */
+static s3db_code bulk_run(bulk_job *j, size_t n, pool_fn fn, json_object **results,
+                          s3db_error *err, int missing_ok)
+{
+	j->outs = calloc(n + 1, sizeof *j->outs);
+	j->rcs = calloc(n + 1, sizeof *j->rcs);
+	j->errs = calloc(n + 1, sizeof *j->errs);
+	if (!j->outs || !j->rcs || !j->errs) {
+		free(j->outs);
+		free(j->rcs);
+		free(j->errs);
+		return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	}
+	pool_run(j->res->db->parallelism, n, fn, j);
+	s3db_code rc = S3DB_OK;
+	json_object *arr = results ? json_object_new_array_ext((int)n) : NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (j->rcs[i] != S3DB_OK && rc == S3DB_OK && !(missing_ok && j->rcs[i] == S3DB_ERR_NOT_FOUND)) {
+			rc = j->rcs[i];
+			if (err)
+				*err = j->errs[i];
+		}
+		if (!arr) {
+			json_object_put(j->outs[i]);
+			continue;
+		}
+		if (j->rcs[i] == S3DB_OK) {
+			json_object_array_add(arr, j->outs[i]);
+		} else {
+			json_object *e = json_object_new_object();
+			const char *id = j->ids ? j->ids[i] : s3db_json_get_string(
+				json_object_array_get_idx(j->records, i), "id");
+			json_object_object_add(e, "id", id ? json_object_new_string(id) : NULL);
+			json_object_object_add(e, "error", json_object_new_string(j->errs[i].message));
+			json_object_array_add(arr, e);
+		}
+	}
+	if (results)
+		*results = arr;
+	free(j->outs);
+	free(j->rcs);
+	free(j->errs);
+	return rc;
+}
+
+s3db_code s3db_insert_many(s3db_resource *res, json_object *records, const s3db_ctx *ctx,
+                           json_object **results, s3db_error *err)
+{
+	if (results)
+		*results = NULL;
+	if (!records || !json_object_is_type(records, json_type_array))
+		return s3db_error_set(err, S3DB_ERR_INVALID_ARG, "insertMany needs a JSON array");
+	bulk_job j = { .res = res, .records = records, .ctx = ctx };
+	return bulk_run(&j, json_object_array_length(records), bulk_insert_one, results, err, 0);
+}
+
+s3db_code s3db_get_many(s3db_resource *res, const char *const *ids, size_t n, const s3db_ctx *ctx,
+                        json_object **results, s3db_error *err)
+{
+	if (results)
+		*results = NULL;
+	bulk_job j = { .res = res, .ids = ids, .ctx = ctx };
+	return bulk_run(&j, n, bulk_get_one, results, err, 0);
+}
+
+/* ---- listing ------------------------------------------------------------------------------ */
+
+typedef struct id_collect {
+	strv ids;
+	json_object *values;      /* partition: field values to match      */
+	size_t prefix_len;
+} id_collect;
+
+/* 1 when one '/'-separated segment of path equals seg. */
+static int has_segment(const char *path, const char *seg)
+{
+	size_t n = strlen(seg);
+	for (const char *p = path; p && *p; p = strchr(p, '/') ? strchr(p, '/') + 1 : NULL)
+		if (!strncmp(p, seg, n) && (p[n] == '/' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
+/* From ".../data/id=ID" or ".../partition=P/f=v/.../id=ID" take the id,
+ * checking partition segments against the wanted values. */
+static int collect_id(void *ud, const store_entry *e)
+{
+	id_collect *c = ud;
+	const char *rest = e->key + c->prefix_len;
+	const char *idp = strrchr(rest, '/');
+	idp = idp ? idp + 1 : rest;
+	if (!s3db_str_starts(idp, "id=") || !idp[3])
+		return 0; /* not a record key */
+	if (c->values) {
+		json_object_object_foreach(c->values, f, v) {
+			(void)v;
+			char *want = partition_value(c->values, f, NULL);
+			char *seg = want ? s3db_asprintf("%s=%s", f, want) : NULL;
+			int ok = seg && has_segment(rest, seg);
+			free(seg);
+			free(want);
+			if (!ok)
+				return 0;
+		}
+	}
+	strv_push(&c->ids, idp + 3);
+	return 0;
+}
+
+static s3db_code collect_ids(s3db_resource *res, const schema *s, const s3db_list_opts *opts,
+                             strv *ids, s3db_error *err)
+{
+	char *prefix = NULL;
+	int exact = 1;
+	s3db_code rc;
+	id_collect c = { .values = NULL };
+	strv_init(&c.ids);
+	if (opts && opts->partition) {
+		rc = partition_prefix(res->db, s, opts->partition, opts->partition_values, &prefix, &exact,
+		                      err);
+		if (rc != S3DB_OK)
+			return rc;
+		if (!exact)
+			c.values = opts->partition_values;
+	} else {
+		prefix = db_key(res->db, "resource=%s/data/", res->name);
+		if (prefix && !s3db_str_ends(prefix, "/")) {
+			char *p = s3db_asprintf("%s/", prefix);
+			free(prefix);
+			prefix = p;
+		}
+	}
+	if (!prefix)
+		return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	c.prefix_len = strlen(prefix);
+	rc = store_list_all(res->db->store, prefix, collect_id, &c, err);
+	free(prefix);
+	if (rc != S3DB_OK) {
+		strv_free(&c.ids);
+		return rc;
+	}
+	strv_sort(&c.ids);
+	*ids = c.ids;
+	return S3DB_OK;
+}
+
+/* Applies offset and limit to a sorted id list in place. */
+static void window(strv *ids, const s3db_list_opts *opts)
+{
+	size_t off = opts ? opts->offset : 0, lim = opts ? opts->limit : 0;
+	if (off >= ids->count)
+		off = ids->count;
+	for (size_t i = 0; i < off; i++)
+		free(ids->items[i]);
+	if (off)
+		memmove(ids->items, ids->items + off, (ids->count - off) * sizeof(char *));
+	ids->count -= off;
+	if (lim && ids->count > lim) {
+		for (size_t i = lim; i < ids->count; i++)
+			free(ids->items[i]);
+		ids->count = lim;
+	}
+	if (ids->items)
+		ids->items[ids->count] = NULL;
+}
+
+s3db_code s3db_list_ids(s3db_resource *res, const s3db_list_opts *opts, char ***ids, size_t *count,
+                        s3db_error *err)
+{
+	const schema *s;
+	*ids = NULL;
+	s3db_code rc = need_schema(res, &s, err);
+	strv v;
+	if (rc == S3DB_OK)
+		rc = collect_ids(res, s, opts, &v, err);
+	if (rc != S3DB_OK)
+		return rc;
+	window(&v, opts);
+	if (count)
+		*count = v.count;
+	*ids = strv_steal(&v);
+	return *ids ? S3DB_OK : s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+}
+
+s3db_code s3db_count(s3db_resource *res, const s3db_list_opts *opts, size_t *count,
+                     const s3db_ctx *ctx, s3db_error *err)
+{
+	const schema *s;
+	double t0 = s3db_monotonic_ms();
+	*count = 0;
+	s3db_code rc = need_schema(res, &s, err);
+	if (rc == S3DB_OK)
+		rc = event_emit(res->db, S3DB_EV_BEFORE_COUNT, res->name, NULL, NULL, NULL, ctx, S3DB_OK, 0);
+	strv v;
+	if (rc == S3DB_OK && (rc = collect_ids(res, s, opts, &v, err)) == S3DB_OK) {
+		window(&v, opts);
+		*count = v.count;
+		strv_free(&v);
+	}
+	event_emit(res->db, S3DB_EV_AFTER_COUNT, res->name, NULL, NULL, NULL, ctx, rc,
+	           s3db_monotonic_ms() - t0);
+	return rc;
+}
+
+/* Reads the records of ids (in order); records that vanished between the
+ * listing and the read are left out. */
+static s3db_code read_many(s3db_resource *res, strv *ids, const s3db_ctx *ctx, json_object **out,
+                           s3db_error *err)
+{
+	bulk_job j = { .res = res, .ids = (const char *const *)ids->items, .ctx = ctx };
+	json_object *all = NULL;
+	s3db_code rc = bulk_run(&j, ids->count, bulk_get_one, &all, err, 1);
+	if (rc != S3DB_OK) {
+		json_object_put(all);
+		return rc;
+	}
+	json_object *arr = json_object_new_array();
+	for (size_t i = 0; i < json_object_array_length(all); i++) {
+		json_object *r = json_object_array_get_idx(all, i);
+		if (!json_object_object_get_ex(r, "error", NULL))
+			json_object_array_add(arr, json_object_get(r));
+	}
+	json_object_put(all);
+	*out = arr;
+	return S3DB_OK;
+}
+
+s3db_code s3db_list(s3db_resource *res, const s3db_list_opts *opts, const s3db_ctx *ctx,
+                    json_object **records, s3db_error *err)
+{
+	const schema *s;
+	double t0 = s3db_monotonic_ms();
+	*records = NULL;
+	s3db_code rc = need_schema(res, &s, err);
+	if (rc == S3DB_OK)
+		rc = event_emit(res->db, S3DB_EV_BEFORE_LIST, res->name, NULL, NULL, NULL, ctx, S3DB_OK, 0);
+	strv v;
+	if (rc == S3DB_OK && (rc = collect_ids(res, s, opts, &v, err)) == S3DB_OK) {
+		window(&v, opts);
+		rc = read_many(res, &v, ctx, records, err);
+		strv_free(&v);
+	}
+	event_emit(res->db, S3DB_EV_AFTER_LIST, res->name, NULL, NULL, *records, ctx, rc,
+	           s3db_monotonic_ms() - t0);
+	return rc;
+}
+
+s3db_code s3db_page(s3db_resource *res, size_t page, size_t page_size, const s3db_list_opts *opts,
+                    const s3db_ctx *ctx, json_object **out, s3db_error *err)
+{
+	const schema *s;
+	*out = NULL;
+	if (page_size == 0)
+		return s3db_error_set(err, S3DB_ERR_INVALID_ARG, "page size must be at least 1");
+	s3db_code rc = need_schema(res, &s, err);
+	strv v;
+	if (rc != S3DB_OK || (rc = collect_ids(res, s, opts, &v, err)) != S3DB_OK)
+		return rc;
+	size_t total = v.count;
+	s3db_list_opts w = { .offset = page * page_size, .limit = page_size };
+	window(&v, &w);
+	json_object *items = NULL;
+	rc = read_many(res, &v, ctx, &items, err);
+	strv_free(&v);
+	if (rc != S3DB_OK)
+		return rc;
+	*out = json_object_new_object();
+	json_object_object_add(*out, "items", items);
+	json_object_object_add(*out, "page", json_object_new_int64((int64_t)page));
+	json_object_object_add(*out, "pageSize", json_object_new_int64((int64_t)page_size));
+	json_object_object_add(*out, "totalItems", json_object_new_int64((int64_t)total));
+	json_object_object_add(*out, "totalPages",
+	                       json_object_new_int64((int64_t)((total + page_size - 1) / page_size)));
+	return S3DB_OK;
+}
+
+/* Every field of filter equals the record's value at that (dotted) path. */
+static int matches(json_object *record, json_object *filter)
+{
+	json_object_object_foreach(filter, k, want) {
+		json_object *have = s3db_json_get_path(record, k);
+		if (!json_object_equal(have, want)) {
+			/* numbers compare by value whatever their JSON type */
+			if (!have || !want ||
+			    !(json_object_is_type(have, json_type_int) || json_object_is_type(have, json_type_double)) ||
+			    !(json_object_is_type(want, json_type_int) || json_object_is_type(want, json_type_double)) ||
+			    json_object_get_double(have) != json_object_get_double(want))
+				return 0;
+		}
+	}
+	return 1;
+}
+
+s3db_code s3db_query(s3db_resource *res, json_object *filter, const s3db_list_opts *opts,
+                     const s3db_ctx *ctx, json_object **records, s3db_error *err)
+{
+	*records = NULL;
+	if (filter && !json_object_is_type(filter, json_type_object))
+		return s3db_error_set(err, S3DB_ERR_INVALID_ARG, "a query filter must be a JSON object");
+	s3db_list_opts all = { 0 };
+	if (opts) {
+		all.partition = opts->partition;
+		all.partition_values = opts->partition_values;
+	}
+	json_object *every = NULL;
+	s3db_code rc = s3db_list(res, &all, ctx, &every, err);
+	if (rc != S3DB_OK)
+		return rc;
+	json_object *out = json_object_new_array();
+	size_t skipped = 0, off = opts ? opts->offset : 0, lim = opts ? opts->limit : 0;
+	for (size_t i = 0; i < json_object_array_length(every); i++) {
+		json_object *r = json_object_array_get_idx(every, i);
+		if (filter && !matches(r, filter))
+			continue;
+		if (skipped++ < off)
+			continue;
+		if (lim && json_object_array_length(out) >= lim)
+			break;
+		json_object_array_add(out, json_object_get(r));
+	}
+	json_object_put(every);
+	*records = out;
+	return S3DB_OK;
+}
+
+/* ---- binary content -------------------------------------------------------------------------- */
+
+s3db_code s3db_set_content(s3db_resource *res, const char *id, const void *data, size_t len,
+                           const char *content_type, s3db_error *err)
+{
+	const schema *s;
+	s3db_code rc = need_schema(res, &s, err);
+	if (rc == S3DB_OK)
+		rc = need_writable(res, err);
+	if (rc == S3DB_OK && (rc = s3db_id_check(id, err)) != S3DB_OK)
+		s3db_error_prefix(err, "%s", res->name);
+	if (rc != S3DB_OK)
+		return rc;
+	store_object obj;
+	store_object_init(&obj);
+	rc = fetch_object(res, id, &obj, err);
+	if (rc == S3DB_OK && obj.body_len > 0 && !record_body_is_binary(&obj))
+		rc = s3db_error_set(err, S3DB_ERR_UNSUPPORTED,
+		                    "%s/%s: the record keeps fields in its body (behavior %s), so it "
+		                    "cannot also hold binary content", res->name, id, s->behavior);
+	if (rc == S3DB_OK) {
+		char *key = db_record_key(res->db, res->name, id);
+		store_put_opts opts = {
+			.content_type = content_type ? content_type : "application/octet-stream",
+			.if_match = obj.etag,
+		};
+		rc = key ? store_put(res->db->store, key, &obj.meta, data ? data : "", len, &opts, NULL, err)
+		         : s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+		free(key);
+	}
+	store_object_free(&obj);
+	return rc;
+}
+
+s3db_code s3db_get_content(s3db_resource *res, const char *id, void **data, size_t *len,
+                           char **content_type, s3db_error *err)
+{
+	const schema *s;
+	*data = NULL;
+	*len = 0;
+	if (content_type)
+		*content_type = NULL;
+	s3db_code rc = need_schema(res, &s, err);
+	if (rc == S3DB_OK && (rc = s3db_id_check(id, err)) != S3DB_OK)
+		s3db_error_prefix(err, "%s", res->name);
+	if (rc != S3DB_OK)
+		return rc;
+	store_object obj;
+	store_object_init(&obj);
+	rc = fetch_object(res, id, &obj, err);
+	if (rc == S3DB_OK && (obj.body_len == 0 || !record_body_is_binary(&obj)))
+		rc = s3db_error_set(err, S3DB_ERR_NOT_FOUND, "%s/%s: the record has no binary content",
+		                    res->name, id);
+	if (rc == S3DB_OK) {
+		*data = obj.body;
+		*len = obj.body_len;
+		obj.body = NULL;
+		if (content_type) {
+			*content_type = obj.content_type;
+			obj.content_type = NULL;
+		}
+	}
+	store_object_free(&obj);
+	return rc;
+}
