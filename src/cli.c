@@ -185,6 +185,25 @@ static int fail(const char *what, s3db_code code, const s3db_error *err)
 	return exit_for(code);
 }
 
+/* Like fail() for an operation of command `verb` on resource res (and
+ * record id): the message names the target unless the library's message
+ * already starts with it ("users/u1: no such record"). */
+static int fail_op(const char *verb, const char *res, const char *id, s3db_code code,
+                   const s3db_error *err)
+{
+	const char *msg = err && err->message[0] ? err->message : "";
+	size_t rl = strlen(res);
+	int named = strncmp(msg, res, rl) == 0 && (msg[rl] == '/' || msg[rl] == ':');
+	char what[512];
+	if (named || !res[0])
+		snprintf(what, sizeof what, "%s", verb);
+	else if (id)
+		snprintf(what, sizeof what, "%s %s/%s", verb, res, id);
+	else
+		snprintf(what, sizeof what, "%s %s", verb, res);
+	return fail(what, code, err);
+}
+
 /* Prints "s3db: <what>: <formatted message>" and returns status. */
 static int failf(int status, const char *what, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -525,7 +544,7 @@ static int cmd_ls(cli *c)
 		size_t n = 0;
 		s3db_code rc = s3db_list_ids(res, &c->list, &ids, &n, &err);
 		if (rc != S3DB_OK)
-			return fail(what, rc, &err);
+			return fail_op("ls", name, NULL, rc, &err);
 		for (char **p = ids; p && *p; p++)
 			printf("%s\n", *p);
 		s3db_free_strv(ids);
@@ -534,7 +553,7 @@ static int cmd_ls(cli *c)
 	json_object *records = NULL;
 	s3db_code rc = s3db_list(res, &c->list, &c->ctx, &records, &err);
 	if (rc != S3DB_OK)
-		return fail(what, rc, &err);
+		return fail_op("ls", name, NULL, rc, &err);
 	print_json(records);
 	json_object_put(records);
 	return EXIT_OK_;
@@ -551,7 +570,7 @@ static int cmd_get(cli *c)
 	json_object *rec = NULL;
 	s3db_code rc = s3db_get(res, id, &c->ctx, &rec, &err);
 	if (rc != S3DB_OK)
-		return fail(what, rc, &err);
+		return fail_op("get", name, id, rc, &err);
 	print_json(rec);
 	json_object_put(rec);
 	return EXIT_OK_;
@@ -576,9 +595,10 @@ static int cmd_put(cli *c)
 			return failf(EXIT_INPUT, what, "the record's \"id\" must be a string");
 		}
 		if (id && strcmp(id, json_object_get_string(idv)) != 0) {
+			failf(EXIT_INPUT, what, "the record's \"id\" (\"%s\") differs from the "
+			      "ID argument", json_object_get_string(idv));
 			json_object_put(data);
-			return failf(EXIT_INPUT, what, "the record's \"id\" (\"%s\") differs from the "
-			             "ID argument", json_object_get_string(idv));
+			return EXIT_INPUT;
 		}
 	} else if (id) {
 		json_object_object_add(data, "id", json_object_new_string(id));
@@ -590,7 +610,7 @@ static int cmd_put(cli *c)
 	                      : s3db_insert(res, data, &c->ctx, &stored, &err);
 	json_object_put(data);
 	if (rc != S3DB_OK)
-		return fail(what, rc, &err);
+		return fail_op("put", name, id, rc, &err);
 	print_json(stored);
 	json_object_put(stored);
 	return EXIT_OK_;
@@ -618,7 +638,7 @@ static int cmd_update(cli *c)
 	s3db_code rc = s3db_update(res, id, patch, &c->ctx, &stored, &err);
 	json_object_put(patch);
 	if (rc != S3DB_OK)
-		return fail(what, rc, &err);
+		return fail_op("update", name, id, rc, &err);
 	print_json(stored);
 	json_object_put(stored);
 	return EXIT_OK_;
@@ -638,7 +658,7 @@ static int cmd_rm(cli *c)
 		s3db_error err = { 0 };
 		s3db_code rc = s3db_delete(res, id, &c->ctx, &err);
 		if (rc != S3DB_OK) {
-			int st = fail(what_of("rm", name, id), rc, &err);
+			int st = fail_op("rm", name, id, rc, &err);
 			if (status == EXIT_OK_)
 				status = st;
 		}
@@ -657,7 +677,7 @@ static int cmd_count(cli *c)
 	size_t n = 0;
 	s3db_code rc = s3db_count(res, &c->list, &n, &c->ctx, &err);
 	if (rc != S3DB_OK)
-		return fail(what, rc, &err);
+		return fail_op("count", name, NULL, rc, &err);
 	printf("%zu\n", n);
 	return EXIT_OK_;
 }
@@ -701,7 +721,7 @@ static int cmd_schema(cli *c)
 		s3db_code rc = s3db_resource_define(c->db, name, def, &res, &err);
 		json_object_put(def);
 		if (rc != S3DB_OK)
-			return fail(what, rc, &err);
+			return fail_op("schema", name, NULL, rc, &err);
 	} else {
 		free(text);
 		res = need_resource(c, what, name);
@@ -732,7 +752,7 @@ static int cmd_query(cli *c)
 	s3db_code rc = s3db_query(res, filter, &c->list, &c->ctx, &records, &err);
 	json_object_put(filter);
 	if (rc != S3DB_OK)
-		return fail(what, rc, &err);
+		return fail_op("query", name, NULL, rc, &err);
 	print_json(records);
 	json_object_put(records);
 	return EXIT_OK_;

@@ -921,7 +921,7 @@ static json_object *decode_datetime(const char *s)
 {
 	int64_t ms;
 	char iso[40];
-	if (strchr(s, '-') || strchr(s, ':')) {
+	if (strchr(s, ':') || (s[0] && strchr(s + 1, '-'))) { /* ISO text (v7 era) */
 		if (s3db_parse_iso8601(s, &ms) != 0)
 			return json_object_new_string(s);
 	} else if (codec_datetime_decode(s, &ms) != 0) {
@@ -934,7 +934,7 @@ static json_object *decode_datetime(const char *s)
 static json_object *decode_dateonly(const char *s)
 {
 	int64_t days;
-	if (strchr(s, '-') || codec_dateonly_decode(s, &days) != 0)
+	if ((s[0] && strchr(s + 1, '-')) || codec_dateonly_decode(s, &days) != 0)
 		return json_object_new_string(s);
 	char iso[40];
 	s3db_iso8601(days * 86400000, iso, sizeof iso);

@@ -703,16 +703,26 @@ static long key_index(char **keys, const char *path)
 	return -1;
 }
 
-/* Registry index of path: mapping value when it is a non-negative
- * integer, -1 otherwise. */
-static long long registry_index(json_object *mapping, const char *path)
+/* Registry index of path: its mapping value when that is a non-negative
+ * integer; else the index of its latest burned entry (an attribute of an
+ * older version, §4.1); -1 when neither. */
+static long long registry_index(json_object *reg, const char *path)
 {
-	json_object *v;
-	if (!is_plain_object(mapping) || !json_object_object_get_ex(mapping, path, &v) ||
-	    !json_object_is_type(v, json_type_int))
+	json_object *mapping = json_object_object_get(reg, "mapping"), *v;
+	if (is_plain_object(mapping) && json_object_object_get_ex(mapping, path, &v) &&
+	    json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0)
+		return json_object_get_int64(v);
+	json_object *burned = json_object_object_get(reg, "burned");
+	if (!burned || !json_object_is_type(burned, json_type_array))
 		return -1;
-	int64_t i = json_object_get_int64(v);
-	return i >= 0 ? i : -1;
+	for (size_t i = json_object_array_length(burned); i-- > 0;) {
+		json_object *b = json_object_array_get_idx(burned, i);
+		const char *name = is_plain_object(b) ? s3db_json_get_string(b, "attribute") : NULL;
+		json_object *bi = name && !strcmp(name, path) ? json_object_object_get(b, "index") : NULL;
+		if (bi && json_object_is_type(bi, json_type_int) && json_object_get_int64(bi) >= 0)
+			return json_object_get_int64(bi);
+	}
+	return -1;
 }
 
 s3db_code schema_compile(const char *resource, json_object *entry, const char *version,
@@ -796,7 +806,7 @@ s3db_code schema_compile(const char *resource, json_object *entry, const char *v
 			 * positions (§2.2.4), so base36 of the position. */
 			idx = key_index(keys, a->path);
 		else
-			idx = registry_index(mapping, a->path);
+			idx = registry_index(reg, a->path);
 		if (idx < 0)
 			continue;
 		a->short_key = format == FORMAT_V7 ? codec_base62_encode((double)idx)

@@ -94,6 +94,11 @@ char *schema_canonical_json(json_object *o);
 /* Compiles one version entry of a resource.
  *   entry:   resources[R] of s3db.json (for schemaRegistry)
  *   version: the key into entry.versions ("v1"); NULL: currentVersion
+ * FORMAT_21 short keys: base36 of schemaRegistry.mapping[path] (else of
+ * the path's latest burned index, for older versions; a catalogue without
+ * registry gives base36 of the key-list position).  FORMAT_V7: base62 of
+ * the key-list position.  Paths with no index get short_key NULL.
+ * s->hash is computed (schema_definition_hash), not copied.
  * The result owns references to the JSON it keeps. */
 s3db_code schema_compile(const char *resource, json_object *entry, const char *version,
                          schema_format format, schema **out, s3db_error *err);
@@ -117,9 +122,11 @@ s3db_code schema_registry_update(json_object *entry, json_object *attributes,
 /* Validates `in` against the schema and returns the normalised record as
  * s3db.js stores it (strings trimmed, numbers/booleans converted,
  * defaults applied, json values stringified, datetimes normalised to ISO,
- * secrets NOT yet encrypted).  Unknown top-level fields are refused (we
- * refuse rather than drop silently), except when the schema has no
- * attributes at all (a free-form resource).  `id` is ignored.
+ * secrets NOT yet encrypted).  Unknown fields are refused, at the top
+ * level and inside nested objects (we refuse rather than drop silently),
+ * except when the schema has no attributes at all (a free-form resource,
+ * copied as is).  `id` (even when declared) and undeclared top-level keys
+ * starting with '_' or '$' are not fields: they are left out of *out.
  * On failure returns S3DB_ERR_VALIDATION with a message naming every
  * offending field ("field 'age': must be a number; field 'name': ...").
  * *out is a new object owned by the caller. */

@@ -43,7 +43,9 @@
  * final directory, fsync'ed, then renamed over the final name and the
  * directory fsync'ed.  A reader opens either the old file or the new one,
  * never a partial one; a crash leaves at most a ".t-*" file, ignored by
- * every read and listing.  Conditional writes (If-None-Match: *, If-Match)
+ * every read and listing (S3DB_FILE_NOSYNC=1 in the environment skips the
+ * fsyncs, for tests and benchmarks: still atomic, no longer durable).
+ * Conditional writes (If-None-Match: *, If-Match)
  * take an exclusive flock on the key's stripe around check-then-rename;
  * plain puts and deletes take it shared, so they cannot slip between a
  * conditional write's check and its rename.  flock excludes across
@@ -108,6 +110,7 @@ typedef struct file_store {
 	store base;        /* must stay first */
 	int rootfd;        /* O_DIRECTORY descriptor of the root */
 	char *root;        /* the root path, for messages; owned */
+	int sync;          /* fsync files and directories (default 1) */
 } file_store;
 
 /* Sequence number for temporary names (unique with the pid). */
@@ -349,19 +352,25 @@ static s3db_code key_path(const char *op, const char *key, sbuf *path, size_t *d
 
 /* ---- directories -------------------------------------------------------- */
 
-static void fsync_dir(int rootfd, const char *dir)
+/* fsyncs a directory (relative to the root; "" is the root itself) so that
+ * names created or removed in it survive a crash; nothing when syncing is
+ * off (see store_file_open). */
+static void fsync_dir(const file_store *fs, const char *dir)
 {
-	int fd = openat(rootfd, *dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!fs->sync)
+		return;
+	int fd = openat(fs->rootfd, *dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd >= 0) {
 		fsync(fd);
 		close(fd);
 	}
 }
 
-/* Creates every directory of the relative path dir (length len).  Returns
- * 0, or -1 with errno.  A component removed concurrently (ENOENT) makes it
- * start over, a bounded number of times. */
-static int make_dirs(int rootfd, const char *dir, size_t len)
+/* Creates every directory of the relative path dir (length len), fsyncing
+ * the parent of each one created.  Returns 0, or -1 with errno.  A
+ * component removed concurrently (ENOENT) makes it start over, a bounded
+ * number of times. */
+static int make_dirs(const file_store *fs, const char *dir, size_t len)
 {
 	char *p = s3db_strndup(dir, len);
 	if (!p)
@@ -372,14 +381,14 @@ static int make_dirs(int rootfd, const char *dir, size_t len)
 			if (i < len && p[i] != '/')
 				continue;
 			p[i] = '\0';
-			if (mkdirat(rootfd, p, 0755) == 0) {
+			if (mkdirat(fs->rootfd, p, 0755) == 0) {
 				char *slash = strrchr(p, '/');
 				if (slash) {
 					*slash = '\0';
-					fsync_dir(rootfd, p);
+					fsync_dir(fs, p);
 					*slash = '/';
 				} else {
-					fsync_dir(rootfd, "");
+					fsync_dir(fs, "");
 				}
 			} else if (errno == ENOENT) {
 				again = 1;
@@ -639,6 +648,33 @@ static int open_object(file_store *fs, const char *op, const char *key, s3db_err
 	return fd;
 }
 
+/* Resolves the requested bytes [first, last] of an object of `size` bytes
+ * (first < 0: all of it; last < 0 or past the end: to the end) into the
+ * inclusive [*from, *to] (*to = *from - 1 when nothing is to be read).
+ * As S3: a start past the end is not satisfiable (S3DB_ERR_BAD_REQUEST,
+ * S3's 416); last < first is the caller's mistake (S3DB_ERR_INVALID_ARG). */
+static s3db_code resolve_range(const char *op, const char *key, int64_t size, int64_t first,
+                               int64_t last, int64_t *from, int64_t *to, s3db_error *err)
+{
+	*from = 0;
+	*to = size - 1;
+	if (first < 0)
+		return S3DB_OK;
+	if (last >= 0 && last < first)
+		return s3db_error_set(err, S3DB_ERR_INVALID_ARG,
+		                      "file store: %s '%s': range %" PRId64 "-%" PRId64 " is empty",
+		                      op, key, first, last);
+	if (first >= size)
+		return s3db_error_set(err, S3DB_ERR_BAD_REQUEST,
+		                      "file store: %s '%s': range %" PRId64
+		                      "- not satisfiable (size %" PRId64 ")",
+		                      op, key, first, size);
+	*from = first;
+	if (last >= 0 && last < *to)
+		*to = last;
+	return S3DB_OK;
+}
+
 /* Reads an object: its header always, its body (or the bytes [first,
  * last] of it) when want_body.  out is initialised here. */
 static s3db_code read_object(file_store *fs, const char *op, const char *key, int want_body,
@@ -663,35 +699,23 @@ static s3db_code read_object(file_store *fs, const char *op, const char *key, in
 		                      op, key);
 	}
 	rc = header_to_object(&h, key, out, err);
-	if (rc == S3DB_OK && want_body) {
-		int64_t from = 0, to = h.size - 1;
-		if (first >= 0 && (last < 0 || last >= first)) {
-			if (first >= h.size) {
-				rc = s3db_error_set(err, S3DB_ERR_BAD_REQUEST,
-				                    "file store: %s '%s': range %" PRId64
-				                    "- not satisfiable (size %" PRId64 ")",
-				                    op, key, first, h.size);
-			}
-			from = first;
-			if (last >= 0 && last < to)
-				to = last;
-		}
-		size_t n = rc == S3DB_OK && to >= from ? (size_t)(to - from + 1) : 0;
-		if (rc == S3DB_OK && !(out->body = malloc(n + 1)))
+	int64_t from, to;
+	if (rc == S3DB_OK && want_body &&
+	    (rc = resolve_range(op, key, h.size, first, last, &from, &to, err)) == S3DB_OK) {
+		size_t n = (size_t)(to - from + 1);
+		ssize_t got;
+		if (!(out->body = malloc(n + 1)))
 			rc = nomem(err, op, key);
-		if (rc == S3DB_OK) {
-			ssize_t got = pread_full(fd, out->body, n, h.body_offset + from);
-			if (got < 0)
-				rc = io_error(err, op, key, "read body", errno);
-			else if ((size_t)got != n)
-				rc = s3db_error_set(err, S3DB_ERR_CORRUPT,
-				                    "file store: %s '%s': body shorter than its header says",
-				                    op, key);
-			else {
-				out->body[n] = '\0';
-				out->body_len = n;
-				store_call_stats_current()->bytes_received = n;
-			}
+		else if ((got = pread_full(fd, out->body, n, h.body_offset + from)) < 0)
+			rc = io_error(err, op, key, "read body", errno);
+		else if ((size_t)got != n)
+			rc = s3db_error_set(err, S3DB_ERR_CORRUPT,
+			                    "file store: %s '%s': body shorter than its header says",
+			                    op, key);
+		else {
+			out->body[n] = '\0';
+			out->body_len = n;
+			store_call_stats_current()->bytes_received = n;
 		}
 	}
 	obj_header_free(&h);
@@ -750,7 +774,7 @@ static s3db_code write_object(file_store *fs, const char *op, const char *key,
 		if (fd >= 0)
 			break;
 		if (errno == ENOENT && dir_len > 0) {
-			if (make_dirs(fs->rootfd, path.data, dir_len) != 0) {
+			if (make_dirs(fs, path.data, dir_len) != 0) {
 				rc = io_error(err, op, key, "mkdir", errno);
 				goto out;
 			}
@@ -764,7 +788,7 @@ static s3db_code write_object(file_store *fs, const char *op, const char *key,
 		goto out;
 	}
 	if (write_all(fd, head.data, head.len) != 0 || write_all(fd, body, len) != 0 ||
-	    fsync(fd) != 0) {
+	    (fs->sync && fsync(fd) != 0)) {
 		rc = io_error(err, op, key, "write temporary file", errno);
 		close(fd);
 		unlinkat(fs->rootfd, tmp.data, 0);
@@ -816,7 +840,7 @@ static s3db_code write_object(file_store *fs, const char *op, const char *key,
 		goto out;
 	}
 	path.data[dir_len] = '\0';
-	fsync_dir(fs->rootfd, path.data);
+	fsync_dir(fs, path.data);
 	snprintf(etag_out, 72, "%s", etag);
 	store_call_stats_current()->bytes_sent = len;
 out:
@@ -877,7 +901,7 @@ static s3db_code delete_key(file_store *fs, const char *key, s3db_error *err)
 		rc = io_error(err, "delete", key, path.data, e);
 	if (removed) {
 		path.data[dir_len] = '\0';
-		fsync_dir(fs->rootfd, path.data);
+		fsync_dir(fs, path.data);
 		remove_empty_dirs(fs->rootfd, path.data, dir_len);
 	}
 	sbuf_free(&path);
@@ -956,11 +980,18 @@ typedef struct lframe {
 	size_t pos;      /* current entry */
 } lframe;
 
+/* The walk: a stack of frames, root first.  The current position is the
+ * top frame's entry at pos: an object, or (at_dir) a directory whose keys
+ * all fall into one common prefix, which the walk does not enter. */
 typedef struct liter {
 	file_store *fs;
 	lframe *st;
 	size_t depth;
 	size_t cap;
+	const char *prefix;   /* listing prefix and delimiter (NULL: none) */
+	size_t plen;
+	const char *delim;
+	int at_dir;
 	s3db_code rc;
 	s3db_error *err;
 } liter;
@@ -1182,11 +1213,65 @@ static void it_free(liter *it)
 	free(it->st);
 }
 
+/* 1 when every key below the directory entry at f->pos starts with the
+ * listing prefix and has the delimiter inside the directory's own path,
+ * so that all of them make one common prefix. */
+static int dir_is_rolled_up(const liter *it, const lframe *f)
+{
+	if (!it->delim)
+		return 0;
+	const lentry *e = &f->e[f->pos];
+	size_t kp = strlen(f->kprefix);
+	size_t len = kp + e->len;
+	if (len < it->plen)
+		return 0;
+	char *dirkey = malloc(len + 1);
+	if (!dirkey)
+		return 0;   /* then the walk just goes inside */
+	memcpy(dirkey, f->kprefix, kp);
+	memcpy(dirkey + kp, e->sort, e->len + 1);
+	int yes = strncmp(dirkey, it->prefix, it->plen) == 0 &&
+	          strstr(dirkey + it->plen, it->delim) != NULL;
+	free(dirkey);
+	return yes;
+}
+
+/* 1 when some object file exists at or below directory rel (depth
+ * first, stopping at the first one). */
+static int has_object_below(int rootfd, const char *rel, int depth)
+{
+	if (depth > KEY_LIMIT + 1)
+		return 0;
+	int dfd = openat(rootfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return 0;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return 0;
+	}
+	int found = 0;
+	struct dirent *de;
+	while (!found && (de = readdir(d)) != NULL) {
+		char t = de->d_name[0];
+		if (t == 'f' || t == 'F') {
+			found = 1;
+		} else if (t == 'd' || t == 'D') {
+			char *sub = join_path(rel, de->d_name);
+			found = sub && has_object_below(rootfd, sub, depth + 1);
+			free(sub);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
 /* Moves to the first object at or after the current positions, descending
  * into directories and leaving exhausted ones.  Afterwards the top frame's
  * current entry is an object, or the stack is empty (end, or an error). */
 static void it_settle(liter *it)
 {
+	it->at_dir = 0;
 	while (it->depth > 0 && it->rc == S3DB_OK) {
 		lframe *f = &it->st[it->depth - 1];
 		if (f->pos >= f->n) {
@@ -1196,6 +1281,10 @@ static void it_settle(liter *it)
 			continue;
 		}
 		if (f->e[f->pos].is_dir) {
+			if (dir_is_rolled_up(it, f)) {
+				it->at_dir = 1;
+				return;
+			}
 			if (it_push(it) != 0)
 				return;
 			continue;
@@ -1274,7 +1363,8 @@ static void it_seek(liter *it, const char *bound, int mode)
 	}
 }
 
-/* Skips every key that starts with cp; the walk is at a key that does. */
+/* Skips every key that starts with cp; the walk is at a key (or an at_dir
+ * directory) that does. */
 static void it_skip_prefix(liter *it, const char *cp)
 {
 	size_t d = 0;
@@ -1284,18 +1374,29 @@ static void it_skip_prefix(liter *it, const char *cp)
 			d++;
 			tail = p + 1;
 		}
-	while (it->depth > d + 1)
-		it_pop(it);
 	if (!*tail) {
-		/* cp is a whole directory: leave it */
-		it_pop(it);
+		/* cp is a whole directory (entered, or at_dir): leave it */
+		while (it->depth > d)
+			it_pop(it);
 		it->st[it->depth - 1].pos++;
 	} else {
+		while (it->depth > d + 1)
+			it_pop(it);
 		lframe *f = &it->st[it->depth - 1];
 		while (f->pos < f->n && starts_with(f->e[f->pos].sort, tail))
 			f->pos++;
 	}
 	it_settle(it);
+}
+
+/* has_object_below for the at_dir directory of the walk. */
+static int dir_has_object(const liter *it)
+{
+	const lframe *f = &it->st[it->depth - 1];
+	char *rel = join_path(f->dpath, f->e[f->pos].disk);
+	int yes = rel && has_object_below(it->fs->rootfd, rel, 0);
+	free(rel);
+	return yes;
 }
 
 static char *make_token(char type, const char *value)
@@ -1376,9 +1477,10 @@ static s3db_code file_list(store *s, const store_list_opts *opts, store_list_pag
 		mode = SEEK_GT;
 	}
 
-	liter it = { .fs = fs, .rc = S3DB_OK, .err = err };
-	it_seek(&it, bound, mode);
 	size_t plen = strlen(prefix);
+	liter it = { .fs = fs, .prefix = prefix, .plen = plen, .delim = delim, .rc = S3DB_OK,
+	             .err = err };
+	it_seek(&it, bound, mode);
 	size_t ecap = 0, pcap = 0;
 	int emitted = 0;
 	char *last = NULL;
@@ -1395,6 +1497,11 @@ static s3db_code file_list(store *s, const store_list_opts *opts, store_list_pag
 		}
 		const char *d = delim ? strstr(key + plen, delim) : NULL;
 		if (d) {
+			if (it.at_dir && !dir_has_object(&it)) {
+				free(key);   /* nothing (left) inside: no prefix */
+				it_next(&it);
+				continue;
+			}
 			if (emitted == max) {
 				out->truncated = 1;
 				free(key);
@@ -1525,7 +1632,7 @@ static s3db_code check_layout(file_store *fs, s3db_error *err)
 			                      LAYOUT_FILE, strerror(e));
 		}
 		close(w);
-		fsync_dir(fs->rootfd, ".s3dbfs");
+		fsync_dir(fs, ".s3dbfs");
 		return S3DB_OK;
 	}
 	if (fd < 0)
@@ -1545,6 +1652,11 @@ static s3db_code check_layout(file_store *fs, s3db_error *err)
 	return S3DB_OK;
 }
 
+/* Opens (creating it if missing) the store rooted at `root`, a path or a
+ * file:// URL.  *out owns the store (store_close it).  The environment
+ * variable S3DB_FILE_NOSYNC=1 turns fsync off for tests and benchmarks on
+ * throwaway directories: writes stay atomic, but a power cut may lose
+ * recent ones. */
 s3db_code store_file_open(const char *root, store **out, s3db_error *err)
 {
 	*out = NULL;
@@ -1559,6 +1671,8 @@ s3db_code store_file_open(const char *root, store **out, s3db_error *err)
 	}
 	fs->base.ops = &file_ops;
 	fs->rootfd = -1;
+	const char *nosync = getenv("S3DB_FILE_NOSYNC");
+	fs->sync = !(nosync && *nosync && strcmp(nosync, "0") != 0);
 	if (mkdir_p(root) != 0) {
 		s3db_code rc = s3db_error_set(err, S3DB_ERR_IO, "file store: mkdir %s: %s", root,
 		                              strerror(errno));

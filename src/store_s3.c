@@ -23,9 +23,13 @@
  *    handshake cut).  A refused or unresolvable connection is reported at
  *    once.  Only idempotent requests are sent, so a retry never changes
  *    the outcome — except a conditional put whose first try may have
- *    succeeded unseen: when its retry answers 412, the object's ETag is
- *    compared with the MD5 of our body, and equality means the write was
- *    ours (store.h's invariant).
+ *    succeeded unseen: when its retry answers 412, a HEAD compares the
+ *    object with what we sent (ETag = MD5 of our body, content type and
+ *    encoding, every x-amz-meta-* value), and equality means the write
+ *    was ours (store.h's invariant).  libcurl itself silently re-sends a
+ *    request once when a reused keep-alive connection turns out dead
+ *    before any answer; a debug callback counts the request headers sent,
+ *    so such a re-send counts as a retry too (and in the call stats).
  *  - Responses are parsed with a small XML reader that matches elements
  *    by local name (s3rver's namespace is not AWS's) and decodes entities
  *    and CDATA.  Listings ask for encoding-type=url and decode keys only
@@ -485,6 +489,9 @@ typedef struct s3_resp {
 	strv hvalues;               /* trimmed                               */
 	char *err_code;             /* S3's <Code>, when the body had one   */
 	char *err_message;          /* S3's <Message>                        */
+	int sends;                  /* times the request went out: libcurl
+	                               re-sends by itself when a reused
+	                               connection dies before any answer    */
 } s3_resp;
 
 static void resp_init(s3_resp *r)
@@ -555,6 +562,16 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 	if (strv_push_owned(&r->hvalues, value))
 		return 0;
 	return len;
+}
+
+/* Counts the request header blocks libcurl sends (CURLOPT_VERBOSE with
+ * this callback prints nothing). */
+static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
+{
+	s3_resp *r = ud;
+	if (type == CURLINFO_HEADER_OUT)
+		r->sends++;
+	return 0;
 }
 
 /* ---- the handle pool and the share --------------------------------------------- */
@@ -742,6 +759,9 @@ static void attempt(s3_store *s, CURL *h, const s3_req *r, s3_resp *resp)
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
+	curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
+	curl_easy_setopt(h, CURLOPT_DEBUGDATA, resp);
+	curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
 	if (strcmp(r->method, "GET") == 0) {
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	} else if (strcmp(r->method, "HEAD") == 0) {
@@ -767,7 +787,7 @@ static void attempt(s3_store *s, CURL *h, const s3_req *r, s3_resp *resp)
 		curl_easy_getinfo(h, CURLINFO_HEADER_SIZE, &hdr_size);
 		curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &up);
 		curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &down);
-		st->attempts++;
+		st->attempts += resp->sends > 1 ? resp->sends : 1;
 		st->http_status = (int)resp->status;
 		st->bytes_sent += (uint64_t)(req_size > 0 ? req_size : 0) + (uint64_t)(up > 0 ? up : 0);
 		st->bytes_received += (uint64_t)(hdr_size > 0 ? hdr_size : 0) +
@@ -903,6 +923,8 @@ static s3db_code perform(s3_store *s, CURL *h, const s3_req *r, s3_resp *resp,
 		*retried = 0;
 	for (int i = 0;; i++) {
 		attempt(s, h, r, resp);
+		if (retried && resp->sends > 1)
+			*retried = 1;
 		int ok = resp->curl_rc == CURLE_OK && resp->status >= 200 && resp->status < 300;
 		if (ok) {
 			if (err)
@@ -1100,6 +1122,49 @@ static s3db_code s3_get(store *st, const char *key, int64_t first, int64_t last,
 	return rc;
 }
 
+/* 1 when a HEAD answer describes the object this put would have written:
+ * the ETag is the MD5 of our body, the content type and encoding are the
+ * ones we sent, and the x-amz-meta-* headers are exactly our metadata (raw
+ * values, compared before any RFC 2047 decoding).  Bodies alone would not
+ * do: many s3db objects have an empty body and all data in metadata. */
+static int head_matches_put(const s3_resp *resp, const char *etag_mine, const store_meta *meta,
+                            const store_put_opts *opts)
+{
+	const char *v = resp_header(resp, "etag");
+	if (!v || strcmp(v, etag_mine) != 0)
+		return 0;
+	if (opts->content_type && (!(v = resp_header(resp, "content-type")) ||
+	                           strcmp(v, opts->content_type) != 0))
+		return 0;
+	if (opts->content_encoding && (!(v = resp_header(resp, "content-encoding")) ||
+	                               strcmp(v, opts->content_encoding) != 0))
+		return 0;
+	size_t seen = 0;
+	for (size_t i = 0; i < resp->hnames.count; i++)
+		seen += strncmp(resp->hnames.items[i], "x-amz-meta-", 11) == 0;
+	if (seen != (meta ? meta->count : 0))
+		return 0;
+	for (size_t i = 0; meta && i < meta->count; i++) {
+		char *name = s3db_asprintf("x-amz-meta-%s", meta->items[i].key);
+		if (!name)
+			return 0;
+		for (char *c = name; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		v = resp_header(resp, name);
+		free(name);
+		/* the server drops blanks around a header value */
+		const char *want = meta->items[i].value;
+		while (*want == ' ')
+			want++;
+		size_t wlen = strlen(want);
+		while (wlen && want[wlen - 1] == ' ')
+			wlen--;
+		if (!v || strlen(v) != wlen || memcmp(v, want, wlen) != 0)
+			return 0;
+	}
+	return 1;
+}
+
 static s3db_code s3_put(store *st, const char *key, const store_meta *meta, const void *body,
                         size_t len, const store_put_opts *opts, char etag_out[72],
                         s3db_error *err)
@@ -1140,15 +1205,19 @@ static s3db_code s3_put(store *st, const char *key, const store_meta *meta, cons
 	} else if (rc == S3DB_ERR_PRECONDITION && retried &&
 	           opts && (opts->if_none_match || opts->if_match)) {
 		/* An earlier try may have written the object before its answer
-		 * was lost: if what is there now is our body, the put succeeded. */
+		 * was lost: if what is there now is exactly what we sent, the
+		 * put succeeded. */
 		store_call_stats *stats = store_call_stats_current();
 		int attempts = stats ? stats->attempts : 0;
-		store_object o;
-		store_object_init(&o);
+		s3_req hr = {.cmd = S3DB_CMD_HEAD_OBJECT, .method = "HEAD", .key = key};
+		s3_resp hresp;
+		resp_init(&hresp);
 		s3db_error herr = {0};
-		if (head_with(s, h, key, &o, &herr) == S3DB_OK && strcmp(o.etag, etag_mine) == 0) {
-			copy_etag(etag_out, o.etag);
+		if (perform(s, h, &hr, &hresp, &herr, NULL) == S3DB_OK &&
+		    head_matches_put(&hresp, etag_mine, meta, opts)) {
+			copy_etag(etag_out, etag_mine);
 			rc = S3DB_OK;
+			s3db_error_clear(err);
 			if (err)
 				err->http_status = 200;
 			if (stats)
@@ -1156,7 +1225,7 @@ static s3db_code s3_put(store *st, const char *key, const store_meta *meta, cons
 		}
 		if (stats)
 			stats->attempts = attempts;
-		store_object_free(&o);
+		resp_free(&hresp);
 	}
 	handle_release(s, h);
 	resp_free(&resp);

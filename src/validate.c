@@ -705,17 +705,20 @@ static int check_array(vctx *v, const char *path, json_object *rule, json_object
 			v->oom = 1;
 			break;
 		}
-		int omit = 0;
+		int omit = 0, bad = 0;
 		if (irule) {
-			if (check_field(v, ipath, irule, 1, item, &norm, &omit) == 0 && integer_items &&
-			    is_number(norm) && fmod(json_object_get_double(norm), 1) != 0) {
+			bad = check_field(v, ipath, irule, 1, item, &norm, &omit) != 0;
+			if (!bad && integer_items && is_number(norm) &&
+			    fmod(json_object_get_double(norm), 1) != 0) {
 				verr(v, ipath, "must be an integer (got %s)",
 				     num_text(json_object_get_double(norm), n1));
+				bad = 1;
 			}
 		} else if (copy_json(item, &norm, NULL) != 0) {
 			v->oom = 1;
+			bad = 1;
 		}
-		if (en && json_object_is_type(en, json_type_array) && !in_list(en, norm))
+		if (!bad && en && json_object_is_type(en, json_type_array) && !in_list(en, norm))
 			verr_enum(v, ipath, en, norm);
 		free(ipath);
 		json_object_array_add(res, norm);
@@ -1038,15 +1041,17 @@ static s3db_code report(vctx *v, s3db_error *err)
 		const char *piece = v->errors.items[i];
 		const char *sep = i ? "; " : "";
 		size_t left_after = v->nerrors - i - 1;
-		size_t need = strlen(sep) + strlen(piece) + (left_after ? 24 : 0);
+		size_t need = strlen(sep) + strlen(piece) + (left_after ? 32 : 0);
 		if (len + need < cap) {
 			len += (size_t)snprintf(msg + len, cap - len, "%s%s", sep, piece);
 			continue;
 		}
 		if (i == 0) {
-			/* one long error: cut it */
-			snprintf(msg, cap - 28, "%s", piece);
-			len = strlen(msg);
+			/* one long error: cut it at a character boundary */
+			len = cap - 40;
+			while (len > 0 && ((unsigned char)piece[len] & 0xC0) == 0x80)
+				len--;
+			memcpy(msg, piece, len);
 			len += (size_t)snprintf(msg + len, cap - len, "...");
 			if (left_after)
 				snprintf(msg + len, cap - len, "; ... and %zu more", left_after);

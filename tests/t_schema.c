@@ -567,6 +567,13 @@ ATF_TC_BODY(registry_burns_removed_keys_and_allocates_next_index, tc)
 	ATF_CHECK_EQ(0, s3db_parse_iso8601(at, &ms));
 	json_object_put(attrs);
 
+	/* the old version v1 {a,b,c} still compiles: b from its burned entry */
+	schema *old = NULL;
+	ATF_REQUIRE_EQ(S3DB_OK, schema_compile("things", entry, "v1", FORMAT_21, &old, &err));
+	ATF_CHECK_STREQ("1", schema_attr_by_path(old, "b")->short_key);
+	ATF_CHECK_STREQ("2", schema_attr_by_path(old, "c")->short_key);
+	schema_free(old);
+
 	/* b comes back: a new index, the burned one is never reused */
 	attrs = J("{\"a\":\"string\",\"c\":\"string\",\"d\":\"string\",\"b\":\"string\"}");
 	ATF_REQUIRE_EQ(S3DB_OK, schema_registry_update(entry, attrs, &err));
@@ -934,6 +941,19 @@ ATF_TC_BODY(validate_names_every_offending_field_in_one_message, tc)
 	for (const char *p = err.message; (p = strstr(p, "field '")) != NULL; p++)
 		shown++;
 	ATF_CHECK_EQ(40, shown + atoi(more + 10));
+	json_object_put(in);
+	/* one error longer than the buffer: cut, still named */
+	char longname[700];
+	memset(longname, 'x', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	in = json_object_new_object();
+	json_object_object_add(in, "name", json_object_new_string("a"));
+	json_object_object_add(in, "age", json_object_new_int(1));
+	json_object_object_add(in, longname, json_object_new_int(1));
+	ATF_CHECK_EQ(S3DB_ERR_VALIDATION, schema_validate(s, in, &out, &err));
+	ATF_CHECK(strncmp(err.message, "field 'xxxx", 11) == 0);
+	ATF_CHECK(s3db_str_ends(err.message, "..."));
+	ATF_CHECK(strlen(err.message) < sizeof err.message);
 	json_object_put(in);
 	schema_free(s);
 }

@@ -422,6 +422,16 @@ CONTRACT(get_range_returns_the_requested_bytes)
 			              "range %zu bytes", i);
 		store_object_free(&o);
 	}
+	/* a range starting past the end is not satisfiable (416) */
+	store_object o;
+	s3db_error err;
+	store_object_init(&o);
+	CHECK_CODE(S3DB_ERR_BAD_REQUEST, store_get_range(c->st, key, 100, 200, &o, &err), &err);
+	store_object_free(&o);
+	/* last before first is the caller's mistake */
+	store_object_init(&o);
+	CHECK_CODE(S3DB_ERR_INVALID_ARG, store_get_range(c->st, key, 5, 3, &o, &err), &err);
+	store_object_free(&o);
 }
 
 CONTRACT(get_and_head_of_a_missing_key_are_not_found)
@@ -908,6 +918,23 @@ CONTRACT(copy_with_copy_keeps_metadata)
 	store_object_free(&o);
 }
 
+CONTRACT(copy_onto_itself_needs_replace)
+{
+	char etag[72];
+	const char *key = K(c, "self");
+	put_source(c, key, etag);
+	s3db_error err;
+	/* S3: 400 InvalidRequest, "copy an object to itself without changing
+	 * the object's metadata" */
+	CHECK_CODE(S3DB_ERR_BAD_REQUEST, store_copy(c->st, key, key, NULL, NULL, &err), &err);
+	store_object o;
+	store_object_init(&o);
+	CHECK_OK(store_get(c->st, key, &o, &err), &err);
+	ATF_CHECK_STREQ("source body", (const char *)o.body);
+	ATF_CHECK_EQ(2, o.meta.count);
+	store_object_free(&o);
+}
+
 CONTRACT(copy_of_a_missing_source_is_not_found)
 {
 	s3db_error err;
@@ -1205,13 +1232,17 @@ FILE_CASE(interrupted_write_leaves_no_visible_object)
 {
 	put_str(c, "dir/real", "real");
 	put_str(c, "dir/ghost", "ghost");
+	put_str(c, "lone/ghost", "ghost");
 	/* a crash after writing, before the rename: the complete object file
-	 * is left under its temporary name */
-	char ghost[PATH_MAX], tmp[PATH_MAX + 32];
-	snprintf(ghost, sizeof ghost, "%s", find_below(c->dir, "fghost"));
-	char *slash = strrchr(ghost, '/');
-	snprintf(tmp, sizeof tmp, "%.*s/.t-99999-1-0", (int)(slash - ghost), ghost);
-	ATF_REQUIRE(rename(ghost, tmp) == 0);
+	 * is left under its temporary name (twice: once beside a real object,
+	 * once alone in its directory) */
+	const char *ghosts[] = { "ddir", "dlone" };
+	for (int i = 0; i < 2; i++) {
+		char ghost[PATH_MAX], tmp[PATH_MAX + 32];
+		snprintf(ghost, sizeof ghost, "%s/fghost", find_below(c->dir, ghosts[i]));
+		snprintf(tmp, sizeof tmp, "%s/.t-99999-%d-0", find_below(c->dir, ghosts[i]), i);
+		ATF_REQUIRE_MSG(rename(ghost, tmp) == 0, "rename %s: %s", ghost, strerror(errno));
+	}
 	/* and a crash in the middle of writing one, at the top */
 	char partial[PATH_MAX + 32];
 	snprintf(partial, sizeof partial, "%s/.t-99999-2-0", c->dir);
@@ -1225,7 +1256,14 @@ FILE_CASE(interrupted_write_leaves_no_visible_object)
 	const char *want[] = { "dir/real" };
 	expect_strings(got.items, got.count, want, 1, "keys");
 	strv_free(&got);
+	store_list_opts o = { .delimiter = "/" };
+	store_list_page p;
+	list_page(c, &o, &p);
+	const char *cps[] = { "dir/" };
+	expect_page(&p, NULL, 0, cps, 1, 0);
+	store_list_page_free(&p);
 	expect_absent(c, "dir/ghost");
+	expect_absent(c, "lone/ghost");
 	expect_body(c, "dir/real", "real");
 	/* the key can be written again, and deleted */
 	put_str(c, "dir/ghost", "again");
@@ -1395,6 +1433,7 @@ ATF_TP_ADD_TCS(tp)
 	ADD_CONTRACT(tp, delete_many_removes_1500_keys_in_batches_of_1000);
 	ADD_CONTRACT(tp, copy_with_replace_sets_new_metadata);
 	ADD_CONTRACT(tp, copy_with_copy_keeps_metadata);
+	ADD_CONTRACT(tp, copy_onto_itself_needs_replace);
 	ADD_CONTRACT(tp, copy_of_a_missing_source_is_not_found);
 	ADD_CONTRACT(tp, request_hook_sees_one_call_per_request);
 
