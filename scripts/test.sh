@@ -69,5 +69,12 @@ if [ "${S3DB_TEST_NO_ASAN:-0}" != 1 ]; then
 	fi
 fi
 
+log "fuzzing (libFuzzer, ${S3DB_FUZZ_SECONDS:-20} s a target)"
+fuzz_line=$(bash scripts/fuzz.sh "${S3DB_FUZZ_SECONDS:-20}" 2>&1 | tee build/fuzz.log | tail -n 1)
+grep -E '^(PASS|FAIL)' build/fuzz.log
+fp=$(echo "$fuzz_line" | grep -oE '^[0-9]+' || echo 0)
+ff=$(echo "$fuzz_line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 1)
+total_pass=$((total_pass + fp)); total_fail=$((total_fail + ff))
+
 echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 [ "$total_fail" -eq 0 ]

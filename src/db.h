@@ -100,7 +100,16 @@ s3db_code partition_keys(const s3db *db, const schema *s, json_object *record, c
 s3db_code partition_prefix(const s3db *db, const schema *s, const char *partition,
                            json_object *values, char **prefix, int *exact, s3db_error *err);
 /* The value a field takes in a reference key (rule applied); malloc'd,
- * NULL when the field is absent or null. */
+ * NULL when the field is absent or null.  `field` is a dotted path into
+ * the record ("profile.country"). */
 char *partition_value(json_object *record, const char *field, const char *rule);
+/* The "field=value" key segments (rules applied) a listing's `values`
+ * select, for filtering reference keys when partition_prefix could not
+ * put them all in the prefix.  Members of `values` are named by field
+ * ("profile.country": "BR", not a nested object).  *matchable is set to 0
+ * when a value is null (no reference can match).  *segments is a
+ * NULL-terminated vector (s3db_free_strv). */
+s3db_code partition_segments(const schema *s, const char *partition, json_object *values,
+                             char ***segments, int *matchable, s3db_error *err);
 
 #endif

@@ -121,9 +121,10 @@ static void truncate_utf16(char *s, size_t n)
 	}
 }
 
-char *partition_value(json_object *record, const char *field, const char *rule)
+/* The text a value takes in a reference key, rule applied; NULL for
+ * JSON null. */
+static char *value_text(json_object *v, const char *rule)
 {
-	json_object *v = s3db_json_get_path(record, field);
 	if (!v)
 		return NULL; /* absent or null: no reference */
 	char *s = js_string(v);
@@ -151,6 +152,30 @@ char *partition_value(json_object *record, const char *field, const char *rule)
 	return s;
 }
 
+char *partition_value(json_object *record, const char *field, const char *rule)
+{
+	return value_text(s3db_json_get_path(record, field), rule);
+}
+
+/* The rule string of a partition field, or NULL. */
+static const char *field_rule(json_object *fields, const char *field)
+{
+	json_object *rule = NULL;
+	json_object_object_get_ex(fields, field, &rule);
+	return json_object_is_type(rule, json_type_string) ? json_object_get_string(rule) : NULL;
+}
+
+/* A listing's values are keyed by field name, and a nested field's name
+ * holds dots ("profile.country"): look the member up by that name, never
+ * as a path (which would look for values.profile.country). */
+static char *values_value(json_object *values, const char *field, const char *rule)
+{
+	json_object *v = NULL;
+	if (!values || !json_object_object_get_ex(values, field, &v))
+		return NULL;
+	return value_text(v, rule);
+}
+
 s3db_code partition_keys(const s3db *db, const schema *s, json_object *record, const char *id,
                          char ***keys, s3db_error *err)
 {
@@ -169,11 +194,7 @@ s3db_code partition_keys(const s3db *db, const schema *s, json_object *record, c
 		int complete = names != NULL;
 		s3db_code rc = S3DB_OK;
 		for (char **f = names; f && *f && complete; f++) {
-			json_object *rule = NULL;
-			json_object_object_get_ex(fields, *f, &rule);
-			char *value = partition_value(record, *f,
-			                              json_object_is_type(rule, json_type_string)
-			                                      ? json_object_get_string(rule) : NULL);
+			char *value = partition_value(record, *f, field_rule(fields, *f));
 			if (!value) {
 				complete = 0;
 				break;
@@ -231,12 +252,7 @@ s3db_code partition_prefix(const s3db *db, const schema *s, const char *partitio
 	sbuf_printf(&rel, "resource=%s/partition=%s/", s->resource, partition);
 	int run = 1;
 	for (char **f = names; f && *f; f++) {
-		json_object *rule = NULL;
-		json_object_object_get_ex(fields, *f, &rule);
-		char *value = NULL;
-		if (values && json_object_object_get_ex(values, *f, NULL))
-			value = partition_value(values, *f, json_object_is_type(rule, json_type_string)
-			                                            ? json_object_get_string(rule) : NULL);
+		char *value = values_value(values, *f, field_rule(fields, *f));
 		if (!value) {
 			if (values && json_object_object_get_ex(values, *f, NULL))
 				*exact = 0;
@@ -259,4 +275,37 @@ s3db_code partition_prefix(const s3db *db, const schema *s, const char *partitio
 	}
 	sbuf_free(&rel);
 	return *prefix ? S3DB_OK : s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+}
+
+s3db_code partition_segments(const schema *s, const char *partition, json_object *values,
+                             char ***segments, int *matchable, s3db_error *err)
+{
+	json_object *pdef = NULL, *fields = NULL;
+	*segments = NULL;
+	*matchable = 1;
+	if (!json_object_object_get_ex(s->partitions, partition, &pdef) ||
+	    !json_object_object_get_ex(pdef, "fields", &fields))
+		return s3db_error_set(err, S3DB_ERR_NOT_FOUND, "resource '%s' has no partition '%s'",
+		                      s->resource, partition);
+	strv out;
+	strv_init(&out);
+	if (values) {
+		json_object_object_foreach(values, f, v) {
+			(void)v;
+			char *value = values_value(values, f, field_rule(fields, f));
+			if (!value) {
+				*matchable = 0; /* no reference holds a null value */
+				continue;
+			}
+			char *seg = s3db_asprintf("%s=%s", f, value);
+			free(value);
+			if (!seg || strv_push_owned(&out, seg)) {
+				free(seg);
+				strv_free(&out);
+				return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+			}
+		}
+	}
+	*segments = strv_steal(&out);
+	return *segments ? S3DB_OK : s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
 }

@@ -203,6 +203,42 @@ static s3db_code prepare(const schema *s, s3db_resource *res, json_object *data,
 	return rc;
 }
 
+/* The record as get() will read it back: the encoded object decoded
+ * again, so `json` values are parsed, truncate-data cuts show, numbers
+ * pass through their encoding (the validated record differs from that).
+ * Secrets decrypt from the key cache that encryption filled.  *out is a
+ * new object, "id" first. */
+static s3db_code as_stored(s3db_resource *res, const schema *s, const record_encoded *enc,
+                           const char *id, json_object **out, s3db_error *err)
+{
+	store_object view;   /* borrows enc's buffers: never freed here */
+	store_object_init(&view);
+	view.meta = enc->meta;
+	view.content_type = (char *)enc->content_type;
+	view.body = (unsigned char *)enc->body.data;
+	view.body_len = enc->body.data ? enc->body.len : 0;
+	view.size = (int64_t)view.body_len;
+	s3db_code rc = record_decode(s, &view, id, res->db->passphrase, res->db->v74, out, err);
+	if (rc != S3DB_OK)
+		s3db_error_prefix(err, "%s/%s", res->name, id);
+	return rc;
+}
+
+/* Emits a before-event.  A listener's refusal becomes the operation's
+ * result, with a message naming the event (listeners return a code, not
+ * a message). */
+static s3db_code emit_before(s3db_resource *res, s3db_event_type type, const char *id,
+                             json_object *old_record, json_object *new_record,
+                             const s3db_ctx *ctx, s3db_error *err)
+{
+	s3db_code rc = event_emit(res->db, type, res->name, id, old_record, new_record, ctx,
+	                          S3DB_OK, 0);
+	if (rc != S3DB_OK)
+		s3db_error_set(err, rc, "%s%s%s: cancelled by a %s listener (%s)", res->name,
+		               id ? "/" : "", id ? id : "", s3db_event_name(type), s3db_strerror(rc));
+	return rc;
+}
+
 /* ---- insert ------------------------------------------------------------------ */
 
 static s3db_code insert_record(s3db_resource *res, json_object *data, const char *given_id,
@@ -234,19 +270,22 @@ static s3db_code insert_record(s3db_resource *res, json_object *data, const char
 		free(generated);
 		return rc;
 	}
-	json_object *validated = NULL, *record = NULL;
+	json_object *validated = NULL, *record = NULL, *stored = NULL;
 	record_encoded enc;
 	record_encoded_init(&enc);
 	char **refs = NULL;
 	char *key = NULL;
 	rc = prepare(s, res, data, NULL, id, &validated, &enc, err);
 	if (rc == S3DB_OK) {
+		/* partition values come from the validated record (§2.5); what
+		 * listeners and the caller see is the record as it reads back */
 		record = record_with_id(id, validated);
 		rc = partition_keys(res->db, s, record, id, &refs, err);
 	}
 	if (rc == S3DB_OK)
-		rc = event_emit(res->db, S3DB_EV_BEFORE_INSERT, res->name, id, NULL, record, ctx,
-		                S3DB_OK, 0);
+		rc = as_stored(res, s, &enc, id, &stored, err);
+	if (rc == S3DB_OK)
+		rc = emit_before(res, S3DB_EV_BEFORE_INSERT, id, NULL, stored, ctx, err);
 	if (rc == S3DB_OK && !(key = db_record_key(res->db, res->name, id)))
 		rc = s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
 	if (rc == S3DB_OK) {
@@ -267,10 +306,11 @@ static s3db_code insert_record(s3db_resource *res, json_object *data, const char
 			}
 		}
 	}
-	event_emit(res->db, S3DB_EV_AFTER_INSERT, res->name, id, NULL, rc == S3DB_OK ? record : NULL,
+	event_emit(res->db, S3DB_EV_AFTER_INSERT, res->name, id, NULL, rc == S3DB_OK ? stored : NULL,
 	           ctx, rc, s3db_monotonic_ms() - t0);
 	if (rc == S3DB_OK && out)
-		*out = json_object_get(record);
+		*out = json_object_get(stored);
+	json_object_put(stored);
 	json_object_put(record);
 	json_object_put(validated);
 	record_encoded_free(&enc);
@@ -301,7 +341,7 @@ s3db_code s3db_get(s3db_resource *res, const char *id, const s3db_ctx *ctx, json
 		s3db_error_prefix(err, "%s", res->name);
 	if (rc != S3DB_OK)
 		return rc;
-	rc = event_emit(res->db, S3DB_EV_BEFORE_GET, res->name, id, NULL, NULL, ctx, S3DB_OK, 0);
+	rc = emit_before(res, S3DB_EV_BEFORE_GET, id, NULL, NULL, ctx, err);
 	if (rc == S3DB_OK)
 		rc = read_record(res, id, out, NULL, err);
 	event_emit(res->db, S3DB_EV_AFTER_GET, res->name, id, NULL, *out, ctx, rc,
@@ -372,7 +412,7 @@ static s3db_code rewrite_record(s3db_resource *res, const char *id, json_object 
 		return s3db_error_set(err, S3DB_ERR_BAD_ID,
 		                      "%s/%s: the record's \"id\" differs from the id being written "
 		                      "(ids are changed by rename, not by update)", res->name, id);
-	json_object *old = NULL, *validated = NULL, *record = NULL, *input = NULL;
+	json_object *old = NULL, *validated = NULL, *record = NULL, *input = NULL, *stored = NULL;
 	store_object obj;
 	store_object_init(&obj);
 	record_encoded enc;
@@ -395,8 +435,9 @@ static s3db_code rewrite_record(s3db_resource *res, const char *id, json_object 
 		rc = partition_keys(res->db, s, record, id, &new_refs, err);
 	}
 	if (rc == S3DB_OK)
-		rc = event_emit(res->db, S3DB_EV_BEFORE_UPDATE, res->name, id, old, record, ctx,
-		                S3DB_OK, 0);
+		rc = as_stored(res, s, &enc, id, &stored, err);
+	if (rc == S3DB_OK)
+		rc = emit_before(res, S3DB_EV_BEFORE_UPDATE, id, old, stored, ctx, err);
 	if (rc == S3DB_OK && !(key = db_record_key(res->db, res->name, id)))
 		rc = s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
 	if (rc == S3DB_OK) {
@@ -423,10 +464,11 @@ static s3db_code rewrite_record(s3db_resource *res, const char *id, json_object 
 		if (n)
 			rc = store_delete_many(res->db->store, (const char *const *)stale, n, err);
 	}
-	event_emit(res->db, S3DB_EV_AFTER_UPDATE, res->name, id, old, rc == S3DB_OK ? record : NULL,
+	event_emit(res->db, S3DB_EV_AFTER_UPDATE, res->name, id, old, rc == S3DB_OK ? stored : NULL,
 	           ctx, rc, s3db_monotonic_ms() - t0);
 	if (rc == S3DB_OK && out)
-		*out = json_object_get(record);
+		*out = json_object_get(stored);
+	json_object_put(stored);
 	json_object_put(old);
 	json_object_put(input);
 	json_object_put(validated);
@@ -498,7 +540,7 @@ s3db_code s3db_delete(s3db_resource *res, const char *id, const s3db_ctx *ctx, s
 	if (rc == S3DB_OK && partition_keys(res->db, s, old, id, &refs, NULL) != S3DB_OK)
 		refs = NULL;
 	if (rc == S3DB_OK)
-		rc = event_emit(res->db, S3DB_EV_BEFORE_DELETE, res->name, id, old, NULL, ctx, S3DB_OK, 0);
+		rc = emit_before(res, S3DB_EV_BEFORE_DELETE, id, old, NULL, ctx, err);
 	if (rc == S3DB_OK && !(key = db_record_key(res->db, res->name, id)))
 		rc = s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
 	if (rc == S3DB_OK)
@@ -565,8 +607,7 @@ s3db_code s3db_delete_many(s3db_resource *res, const char *const *ids, size_t n,
 				*err = j.errs[i];
 			break;
 		}
-		rc = event_emit(res->db, S3DB_EV_BEFORE_DELETE, res->name, ids[i], j.olds[i], NULL, ctx,
-		                S3DB_OK, 0);
+		rc = emit_before(res, S3DB_EV_BEFORE_DELETE, ids[i], j.olds[i], NULL, ctx, err);
 		char *key = rc == S3DB_OK ? db_record_key(res->db, res->name, ids[i]) : NULL;
 		if (key)
 			strv_push_owned(&keys, key);
@@ -615,9 +656,18 @@ static void bulk_get_one(void *ud, size_t i)
 	j->rcs[i] = s3db_get(j->res, j->ids[i], j->ctx, &j->outs[i], &j->errs[i]);
 }
 
-/* Runs fn over n items and collects results in input order. */
+/* How bulk_run reports the items. */
+typedef enum bulk_report {
+	BULK_RESULTS,   /* one entry per item: the record or {id, error}   */
+	BULK_RECORDS    /* the records only; vanished ones (NOT_FOUND) are
+	                   left out, any other failure fails the call      */
+} bulk_report;
+
+/* Runs fn over n items and collects the results in input order into
+ * *results (NULL: not wanted).  Returns the first failure, in input order
+ * (BULK_RECORDS: the first one other than NOT_FOUND). */
 static s3db_code bulk_run(bulk_job *j, size_t n, pool_fn fn, json_object **results,
-                          s3db_error *err, int missing_ok)
+                          s3db_error *err, bulk_report report)
 {
 	j->outs = calloc(n + 1, sizeof *j->outs);
 	j->rcs = calloc(n + 1, sizeof *j->rcs);
@@ -632,18 +682,19 @@ static s3db_code bulk_run(bulk_job *j, size_t n, pool_fn fn, json_object **resul
 	s3db_code rc = S3DB_OK;
 	json_object *arr = results ? json_object_new_array_ext((int)n) : NULL;
 	for (size_t i = 0; i < n; i++) {
-		if (j->rcs[i] != S3DB_OK && rc == S3DB_OK && !(missing_ok && j->rcs[i] == S3DB_ERR_NOT_FOUND)) {
+		int skip = report == BULK_RECORDS && j->rcs[i] == S3DB_ERR_NOT_FOUND;
+		if (j->rcs[i] != S3DB_OK && rc == S3DB_OK && !skip) {
 			rc = j->rcs[i];
 			if (err)
 				*err = j->errs[i];
 		}
-		if (!arr) {
+		if (!arr || skip) {
 			json_object_put(j->outs[i]);
 			continue;
 		}
 		if (j->rcs[i] == S3DB_OK) {
 			json_object_array_add(arr, j->outs[i]);
-		} else {
+		} else if (report == BULK_RESULTS) {
 			json_object *e = json_object_new_object();
 			const char *id = j->ids ? j->ids[i] : s3db_json_get_string(
 				json_object_array_get_idx(j->records, i), "id");
@@ -651,6 +702,10 @@ static s3db_code bulk_run(bulk_job *j, size_t n, pool_fn fn, json_object **resul
 			json_object_object_add(e, "error", json_object_new_string(j->errs[i].message));
 			json_object_array_add(arr, e);
 		}
+	}
+	if (results && rc != S3DB_OK && report == BULK_RECORDS) {
+		json_object_put(arr);
+		arr = NULL;
 	}
 	if (results)
 		*results = arr;
@@ -668,7 +723,8 @@ s3db_code s3db_insert_many(s3db_resource *res, json_object *records, const s3db_
 	if (!records || !json_object_is_type(records, json_type_array))
 		return s3db_error_set(err, S3DB_ERR_INVALID_ARG, "insertMany needs a JSON array");
 	bulk_job j = { .res = res, .records = records, .ctx = ctx };
-	return bulk_run(&j, json_object_array_length(records), bulk_insert_one, results, err, 0);
+	return bulk_run(&j, json_object_array_length(records), bulk_insert_one, results, err,
+	                BULK_RESULTS);
 }
 
 s3db_code s3db_get_many(s3db_resource *res, const char *const *ids, size_t n, const s3db_ctx *ctx,
@@ -677,15 +733,16 @@ s3db_code s3db_get_many(s3db_resource *res, const char *const *ids, size_t n, co
 	if (results)
 		*results = NULL;
 	bulk_job j = { .res = res, .ids = ids, .ctx = ctx };
-	return bulk_run(&j, n, bulk_get_one, results, err, 0);
+	return bulk_run(&j, n, bulk_get_one, results, err, BULK_RESULTS);
 }
 
 /* ---- listing ------------------------------------------------------------------------------ */
 
 typedef struct id_collect {
 	strv ids;
-	json_object *values;      /* partition: field values to match      */
+	char **segments;          /* partition: "f=v" segments to match    */
 	size_t prefix_len;
+	int oom;
 } id_collect;
 
 /* 1 when one '/'-separated segment of path equals seg. */
@@ -708,37 +765,51 @@ static int collect_id(void *ud, const store_entry *e)
 	idp = idp ? idp + 1 : rest;
 	if (!s3db_str_starts(idp, "id=") || !idp[3])
 		return 0; /* not a record key */
-	if (c->values) {
-		json_object_object_foreach(c->values, f, v) {
-			(void)v;
-			char *want = partition_value(c->values, f, NULL);
-			char *seg = want ? s3db_asprintf("%s=%s", f, want) : NULL;
-			int ok = seg && has_segment(rest, seg);
-			free(seg);
-			free(want);
-			if (!ok)
-				return 0;
-		}
+	for (size_t i = 0; c->segments && c->segments[i]; i++)
+		if (!has_segment(rest, c->segments[i]))
+			return 0;
+	if (strv_push(&c->ids, idp + 3)) {
+		c->oom = 1;
+		return 1; /* stop: the listing would be incomplete */
 	}
-	strv_push(&c->ids, idp + 3);
 	return 0;
+}
+
+/* Drops repeated ids from a sorted vector (duplicated or stale partition
+ * references name a record more than once, §4.4). */
+static void strv_uniq(strv *v)
+{
+	size_t w = 0;
+	for (size_t r = 0; r < v->count; r++) {
+		if (w && !strcmp(v->items[w - 1], v->items[r])) {
+			free(v->items[r]);
+			continue;
+		}
+		v->items[w++] = v->items[r];
+	}
+	v->count = w;
+	if (v->items)
+		v->items[w] = NULL;
 }
 
 static s3db_code collect_ids(s3db_resource *res, const schema *s, const s3db_list_opts *opts,
                              strv *ids, s3db_error *err)
 {
 	char *prefix = NULL;
-	int exact = 1;
+	int exact = 1, matchable = 1;
 	s3db_code rc;
-	id_collect c = { .values = NULL };
+	id_collect c = { .segments = NULL };
 	strv_init(&c.ids);
 	if (opts && opts->partition) {
 		rc = partition_prefix(res->db, s, opts->partition, opts->partition_values, &prefix, &exact,
 		                      err);
-		if (rc != S3DB_OK)
+		if (rc == S3DB_OK && !exact)
+			rc = partition_segments(s, opts->partition, opts->partition_values, &c.segments,
+			                        &matchable, err);
+		if (rc != S3DB_OK) {
+			free(prefix);
 			return rc;
-		if (!exact)
-			c.values = opts->partition_values;
+		}
 	} else {
 		prefix = db_key(res->db, "resource=%s/data/", res->name);
 		if (prefix && !s3db_str_ends(prefix, "/")) {
@@ -747,16 +818,22 @@ static s3db_code collect_ids(s3db_resource *res, const schema *s, const s3db_lis
 			prefix = p;
 		}
 	}
-	if (!prefix)
+	if (!prefix) {
+		s3db_free_strv(c.segments);
 		return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	}
 	c.prefix_len = strlen(prefix);
-	rc = store_list_all(res->db->store, prefix, collect_id, &c, err);
+	rc = matchable ? store_list_all(res->db->store, prefix, collect_id, &c, err) : S3DB_OK;
 	free(prefix);
+	s3db_free_strv(c.segments);
+	if (rc == S3DB_OK && c.oom)
+		rc = s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
 	if (rc != S3DB_OK) {
 		strv_free(&c.ids);
 		return rc;
 	}
 	strv_sort(&c.ids);
+	strv_uniq(&c.ids);
 	*ids = c.ids;
 	return S3DB_OK;
 }
@@ -807,7 +884,7 @@ s3db_code s3db_count(s3db_resource *res, const s3db_list_opts *opts, size_t *cou
 	*count = 0;
 	s3db_code rc = need_schema(res, &s, err);
 	if (rc == S3DB_OK)
-		rc = event_emit(res->db, S3DB_EV_BEFORE_COUNT, res->name, NULL, NULL, NULL, ctx, S3DB_OK, 0);
+		rc = emit_before(res, S3DB_EV_BEFORE_COUNT, NULL, NULL, NULL, ctx, err);
 	strv v;
 	if (rc == S3DB_OK && (rc = collect_ids(res, s, opts, &v, err)) == S3DB_OK) {
 		window(&v, opts);
@@ -820,26 +897,14 @@ s3db_code s3db_count(s3db_resource *res, const s3db_list_opts *opts, size_t *cou
 }
 
 /* Reads the records of ids (in order); records that vanished between the
- * listing and the read are left out. */
+ * listing and the read are left out.  (Records are told from failures by
+ * their result code, never by their members: a record may well have a
+ * field named "error".) */
 static s3db_code read_many(s3db_resource *res, strv *ids, const s3db_ctx *ctx, json_object **out,
                            s3db_error *err)
 {
 	bulk_job j = { .res = res, .ids = (const char *const *)ids->items, .ctx = ctx };
-	json_object *all = NULL;
-	s3db_code rc = bulk_run(&j, ids->count, bulk_get_one, &all, err, 1);
-	if (rc != S3DB_OK) {
-		json_object_put(all);
-		return rc;
-	}
-	json_object *arr = json_object_new_array();
-	for (size_t i = 0; i < json_object_array_length(all); i++) {
-		json_object *r = json_object_array_get_idx(all, i);
-		if (!json_object_object_get_ex(r, "error", NULL))
-			json_object_array_add(arr, json_object_get(r));
-	}
-	json_object_put(all);
-	*out = arr;
-	return S3DB_OK;
+	return bulk_run(&j, ids->count, bulk_get_one, out, err, BULK_RECORDS);
 }
 
 s3db_code s3db_list(s3db_resource *res, const s3db_list_opts *opts, const s3db_ctx *ctx,
@@ -850,7 +915,7 @@ s3db_code s3db_list(s3db_resource *res, const s3db_list_opts *opts, const s3db_c
 	*records = NULL;
 	s3db_code rc = need_schema(res, &s, err);
 	if (rc == S3DB_OK)
-		rc = event_emit(res->db, S3DB_EV_BEFORE_LIST, res->name, NULL, NULL, NULL, ctx, S3DB_OK, 0);
+		rc = emit_before(res, S3DB_EV_BEFORE_LIST, NULL, NULL, NULL, ctx, err);
 	strv v;
 	if (rc == S3DB_OK && (rc = collect_ids(res, s, opts, &v, err)) == S3DB_OK) {
 		window(&v, opts);

@@ -18,7 +18,7 @@
  *   F<hex>  object file, long    D<hex>  directory, long
  *
  * <esc> keeps [A-Za-z0-9] and "-_.=+,@~" and writes every other byte as
- * %XX (upper-case hex), so '/', NUL-free control bytes, '%', spaces and
+ * %XX (upper-case hex), so '/', control bytes, '%', spaces and
  * non-ASCII bytes never reach the file system raw, and "." / ".." / ""
  * become "f.", "d..", "d" — ordinary names.  When "f<esc>" would exceed
  * NAME_LIMIT bytes the segment is named by the hex SHA-256 of its bytes
@@ -28,7 +28,8 @@
  * and directories have distinct type characters, "a" and "a/b" coexist.
  * Names starting with '.' are never objects: temporary files (".t-...")
  * and the .s3dbfs directory are invisible to listings.  The root must be
- * on a case-sensitive file system (escaped names differ only in case).
+ * on a case-sensitive file system (escaped names keep the key's letter
+ * case: "fA" and "fa" are two keys).
  *
  * An object file holds everything about the object, so one rename
  * publishes body and metadata together and they can never mismatch:
@@ -92,8 +93,8 @@
 #include "store.h"
 #include "util.h"
 
-/* Longest on-disk name we write (NAME_MAX is 255 on every file system we
- * care about; the margin leaves room for a temporary suffix). */
+/* Longest escaped on-disk name we write, well below NAME_MAX (255 on every
+ * file system we care about); longer segments get a hashed name. */
 #define NAME_LIMIT 200
 /* S3's limit on key length, in bytes. */
 #define KEY_LIMIT 1024
@@ -1268,7 +1269,8 @@ static int has_object_below(int rootfd, const char *rel, int depth)
 
 /* Moves to the first object at or after the current positions, descending
  * into directories and leaving exhausted ones.  Afterwards the top frame's
- * current entry is an object, or the stack is empty (end, or an error). */
+ * current entry is an object, or a rolled-up directory (at_dir, not
+ * entered), or the stack is empty (end, or an error). */
 static void it_settle(liter *it)
 {
 	it->at_dir = 0;
@@ -1298,7 +1300,8 @@ static int it_valid(const liter *it)
 	return it->rc == S3DB_OK && it->depth > 0;
 }
 
-/* The current key (malloc'd). */
+/* The current key, or at_dir the directory's key prefix with its '/'
+ * (malloc'd). */
 static char *it_key(const liter *it)
 {
 	const lframe *f = &it->st[it->depth - 1];

@@ -885,6 +885,7 @@ static s3db_code report(s3db_error *err, const s3_req *r, const s3_resp *resp, i
 {
 	const char *cmd = s3db_command_name(r->cmd);
 	const char *key = r->key ? r->key : "";
+	const char *space = *key ? " " : "";
 	char tries[32] = "";
 	if (attempts > 1)
 		snprintf(tries, sizeof tries, " (after %d attempts)", attempts);
@@ -894,7 +895,7 @@ static s3db_code report(s3db_error *err, const s3_req *r, const s3_resp *resp, i
 		                                                            : S3DB_ERR_NETWORK;
 		if (err)
 			err->http_status = (int)resp->status;
-		return s3db_error_set(err, code, "%s " KEYFMT ": %s%s", cmd, key,
+		return s3db_error_set(err, code, "%s%s" KEYFMT ": %s%s", cmd, space, key,
 		                      resp->curl_msg[0] ? resp->curl_msg
 		                                        : curl_easy_strerror(resp->curl_rc),
 		                      tries);
@@ -902,7 +903,7 @@ static s3db_code report(s3db_error *err, const s3_req *r, const s3_resp *resp, i
 	s3db_code code = map_error(resp->status, resp->err_code);
 	if (err)
 		err->http_status = (int)resp->status;
-	return s3db_error_set(err, code, "%s " KEYFMT ": HTTP %ld%s%s%s%.160s%s", cmd, key,
+	return s3db_error_set(err, code, "%s%s" KEYFMT ": HTTP %ld%s%s%s%.160s%s", cmd, space, key,
 	                      resp->status, resp->err_code ? " " : "",
 	                      resp->err_code ? resp->err_code : "",
 	                      resp->err_message ? ": " : "",
@@ -918,6 +919,9 @@ static s3db_code perform(s3_store *s, CURL *h, const s3_req *r, s3_resp *resp,
 {
 	if (r->headers.oom)
 		return s3db_error_set(err, S3DB_ERR_NOMEM, "%s: out of memory",
+		                      s3db_command_name(r->cmd));
+	if (r->key && !*r->key)
+		return s3db_error_set(err, S3DB_ERR_INVALID_ARG, "%s: the object key is empty",
 		                      s3db_command_name(r->cmd));
 	if (retried)
 		*retried = 0;
@@ -1309,7 +1313,7 @@ static s3db_code s3_del_many(store *st, const char *const *keys, size_t n, s3db_
 		sbuf_free(&xml);
 		if (rc != S3DB_OK) {
 			if (err)
-				s3db_error_prefix(err, "%zu keys from '" KEYFMT "'", pending.count,
+				s3db_error_prefix(err, "%zu keys starting at '" KEYFMT "'", pending.count,
 				                  pending.items[0]);
 			resp_free(&resp);
 			break;
@@ -1493,6 +1497,8 @@ static s3db_code s3_copy(store *st, const char *src_key, const char *dst_key,
 {
 	s3_store *s = (s3_store *)st;
 	s3_req r = {.cmd = S3DB_CMD_COPY_OBJECT, .method = "PUT", .key = dst_key};
+	if (!src_key || !*src_key)
+		return s3db_error_set(err, S3DB_ERR_INVALID_ARG, "CopyObject: the source key is empty");
 	char *src_raw = s3db_asprintf("/%s/%s", s->bucket, src_key);
 	char *src = src_raw ? sigv4_uri_encode(src_raw, strlen(src_raw), 1) : NULL;
 	free(src_raw);
@@ -1519,7 +1525,7 @@ static s3db_code s3_copy(store *st, const char *src_key, const char *dst_key,
 			rc = perform(s, h, &r, &resp, err, NULL);
 			handle_release(s, h);
 			if (rc != S3DB_OK && err)
-				s3db_error_prefix(err, "from '" KEYFMT "'", src_key);
+				s3db_error_prefix(err, "copy source '" KEYFMT "'", src_key);
 			resp_free(&resp);
 		}
 	}

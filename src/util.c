@@ -98,8 +98,11 @@ char *sbuf_steal(sbuf *b)
 		sbuf_free(b);
 		return NULL;
 	}
-	if (!b->data && sbuf_grow(b, 0))
-		return NULL;
+	if (!b->data) {
+		if (sbuf_grow(b, 0))
+			return NULL;
+		b->data[0] = '\0';
+	}
 	char *d = b->data;
 	sbuf_init(b);
 	return d;
@@ -412,6 +415,30 @@ int s3db_parse_http_date(const char *s, int64_t *epoch_ms)
 
 /* ---- JSON --------------------------------------------------------------- */
 
+/* 1 when every string and key in o is strict UTF-8 (json-c lets
+ * overlong forms and surrogates through). */
+static int json_strings_valid(json_object *o)
+{
+	switch (json_object_get_type(o)) {
+	case json_type_string:
+		return s3db_utf8_valid(json_object_get_string(o), (size_t)json_object_get_string_len(o));
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			if (!json_strings_valid(json_object_array_get_idx(o, i)))
+				return 0;
+		return 1;
+	case json_type_object: {
+		json_object_object_foreach(o, k, v) {
+			if (!s3db_utf8_valid(k, strlen(k)) || !json_strings_valid(v))
+				return 0;
+		}
+		return 1;
+	}
+	default:
+		return 1;
+	}
+}
+
 s3db_code s3db_json_parse(const char *text, size_t len, json_object **out, s3db_error *err)
 {
 	*out = NULL;
@@ -448,6 +475,11 @@ s3db_code s3db_json_parse(const char *text, size_t len, json_object **out, s3db_
 		return s3db_error_set(err, S3DB_ERR_INVALID_JSON, "invalid JSON at line %d, column %d: %s",
 		                      line, col, jerr == json_tokener_continue ? "unexpected end of input"
 		                                                               : json_tokener_error_desc(jerr));
+	}
+	if (!json_strings_valid(obj)) {
+		json_object_put(obj);
+		return s3db_error_set(err, S3DB_ERR_INVALID_JSON,
+		                      "invalid JSON: a string is not valid UTF-8");
 	}
 	*out = obj;
 	return S3DB_OK;
@@ -589,7 +621,7 @@ json_object *s3db_json_get_path(json_object *o, const char *path)
 
 json_object *s3db_json_new_number(double d)
 {
-	if (isfinite(d) && d == floor(d) && fabs(d) < 9007199254740992.0 && !(d == 0 && signbit(d)))
+	if (isfinite(d) && d == floor(d) && fabs(d) < 9007199254740992.0) /* -0 becomes 0, as in JSON.stringify */
 		return json_object_new_int64((int64_t)d);
 	if (!isfinite(d))
 		return NULL; /* JSON null, as JSON.stringify writes NaN */

@@ -510,6 +510,9 @@ static int check_number(vctx *v, const char *path, json_object *rule, json_objec
 		verr(v, path, "must not be equal to %s", num_text(lim, n1));
 	if (rflag(rule, "integer") && fmod(d, 1) != 0)
 		verr(v, path, "must be an integer (got %s)", num_text(d, n2));
+	else if (rflag(rule, "integer") && fabs(d) > 9007199254740991.0)
+		verr(v, path, "must be a safe integer (at most 2^53-1 in magnitude) to be stored "
+		     "exactly (got %s)", num_text(d, n2));
 	if (rflag(rule, "positive") && d <= 0)
 		verr(v, path, "must be a positive number (got %s)", num_text(d, n2));
 	if (rflag(rule, "negative") && d >= 0)
@@ -709,7 +712,8 @@ static int check_array(vctx *v, const char *path, json_object *rule, json_object
 		if (irule) {
 			bad = check_field(v, ipath, irule, 1, item, &norm, &omit) != 0;
 			if (!bad && integer_items && is_number(norm) &&
-			    fmod(json_object_get_double(norm), 1) != 0) {
+			    (fmod(json_object_get_double(norm), 1) != 0 ||
+			     fabs(json_object_get_double(norm)) > 9007199254740991.0)) {
 				verr(v, ipath, "must be an integer (got %s)",
 				     num_text(json_object_get_double(norm), n1));
 				bad = 1;

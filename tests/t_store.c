@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1117,6 +1118,66 @@ FILE_CASE(if_none_match_race_between_processes_has_one_winner)
 	}
 }
 
+typedef struct racer {
+	store *st;
+	int id;
+	int wins[RACE_KEYS];
+	int errors;
+	pthread_barrier_t *start;
+} racer;
+
+static void *race_thread(void *arg)
+{
+	racer *r = arg;
+	pthread_barrier_wait(r->start);
+	for (int k = 0; k < RACE_KEYS; k++) {
+		char key[64], body[16], etag[72];
+		snprintf(key, sizeof key, "trace/k%02d", k);
+		snprintf(body, sizeof body, "t%d", r->id);
+		store_put_opts inm = { .if_none_match = 1 };
+		s3db_error err;
+		s3db_code rc = store_put(r->st, key, NULL, body, strlen(body), &inm, etag, &err);
+		if (rc == S3DB_OK)
+			r->wins[k] = 1;
+		else if (rc != S3DB_ERR_PRECONDITION)
+			r->errors++;
+	}
+	return NULL;
+}
+
+FILE_CASE(if_none_match_race_between_threads_has_one_winner)
+{
+	racer r[RACERS];
+	pthread_t th[RACERS];
+	pthread_barrier_t start;
+	ATF_REQUIRE(pthread_barrier_init(&start, NULL, RACERS) == 0);
+	for (int i = 0; i < RACERS; i++) {
+		memset(&r[i], 0, sizeof r[i]);
+		r[i].st = c->st;   /* one store shared by every thread */
+		r[i].id = i;
+		r[i].start = &start;
+		ATF_REQUIRE(pthread_create(&th[i], NULL, race_thread, &r[i]) == 0);
+	}
+	for (int i = 0; i < RACERS; i++)
+		ATF_REQUIRE(pthread_join(th[i], NULL) == 0);
+	pthread_barrier_destroy(&start);
+	for (int k = 0; k < RACE_KEYS; k++) {
+		int wins = 0, winner = -1;
+		for (int i = 0; i < RACERS; i++) {
+			ATF_REQUIRE_EQ_MSG(0, r[i].errors, "thread %d had errors", i);
+			if (r[i].wins[k]) {
+				wins++;
+				winner = i;
+			}
+		}
+		ATF_REQUIRE_EQ_MSG(1, wins, "key %d created %d times", k, wins);
+		char key[64], body[16];
+		snprintf(key, sizeof key, "trace/k%02d", k);
+		snprintf(body, sizeof body, "t%d", winner);
+		expect_body(c, key, body);
+	}
+}
+
 #define INCREMENTERS 6
 #define INCREMENTS 25
 
@@ -1438,6 +1499,7 @@ ATF_TP_ADD_TCS(tp)
 	ADD_CONTRACT(tp, request_hook_sees_one_call_per_request);
 
 	ATF_TP_ADD_TC(tp, file__if_none_match_race_between_processes_has_one_winner);
+	ATF_TP_ADD_TC(tp, file__if_none_match_race_between_threads_has_one_winner);
 	ATF_TP_ADD_TC(tp, file__if_match_race_between_processes_loses_no_update);
 	ATF_TP_ADD_TC(tp, file__writers_survive_concurrent_removal_of_emptied_directories);
 	ATF_TP_ADD_TC(tp, file__interrupted_write_leaves_no_visible_object);
