@@ -682,8 +682,12 @@ s3db_code record_encode(const schema *s, json_object *data, const char *id,
 typedef struct found {
 	char *mapped;         /* mapped string, or NULL                     */
 	json_object *native;  /* native JSON value (owned), or NULL         */
+	char *v74_raw;        /* the header as stored when the 7.4 base64
+	                         heuristic rewrote it (B.5.2), else NULL    */
 	int is_null;
 	int present;
+	int ambiguous;        /* a v7 header key that folds onto this
+	                         attribute and another one (B.4)            */
 } found;
 
 typedef struct decode_ctx {
@@ -698,8 +702,10 @@ typedef struct decode_ctx {
 static void found_set_mapped(found *f, const char *value, int is_null)
 {
 	free(f->mapped);
+	free(f->v74_raw);
 	json_object_put(f->native);
 	f->native = NULL;
+	f->v74_raw = NULL;
 	f->mapped = is_null ? NULL : strdup(value);
 	f->is_null = is_null;
 	f->present = 1;
@@ -708,8 +714,10 @@ static void found_set_mapped(found *f, const char *value, int is_null)
 static void found_set_native(found *f, json_object *v)
 {
 	free(f->mapped);
+	free(f->v74_raw);
 	json_object_put(f->native);
 	f->mapped = NULL;
+	f->v74_raw = NULL;
 	f->native = json_object_get(v);
 	f->is_null = v == NULL;
 	f->present = 1;
@@ -720,9 +728,31 @@ static size_t attr_index(const schema *s, const attr *a)
 	return (size_t)(a - s->attrs);
 }
 
-/* Decodes one header value by the format's rules.  Returns CODEC_* and
- * sets *out (malloc'd) for CODEC_VALUE. */
-static int decode_header_value(const decode_ctx *c, const char *raw, char **out)
+/* 1 when values of attribute a (NULL: an extra field) may hold non-ASCII
+ * text, which is all that s3db.js 7.4.1+ writes as unprefixed base64
+ * (B.5.2).  Numbers, booleans, dates and secret envelopes are ASCII by
+ * construction: the read heuristic is never right for them. */
+static int v74_may_be_base64(const attr *a)
+{
+	if (!a)
+		return 1;
+	switch (a->kind) {
+	case KIND_NUMBER:
+	case KIND_INTEGER:
+	case KIND_BOOLEAN:
+	case KIND_DATE:
+	case KIND_DATETIME:
+	case KIND_DATEONLY:
+	case KIND_SECRET:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+/* Decodes one header value by the format's rules (a: its attribute, or
+ * NULL).  Returns CODEC_* and sets *out (malloc'd) for CODEC_VALUE. */
+static int decode_header_value(const decode_ctx *c, const attr *a, const char *raw, char **out)
 {
 	if (!c->v7)
 		return codec_metadata_decode(raw, out);
@@ -731,31 +761,86 @@ static int decode_header_value(const decode_ctx *c, const char *raw, char **out)
 		return CODEC_NULL;
 	if (!strcmp(raw, "undefined"))
 		return CODEC_ABSENT;
-	*out = c->v74 ? codec_v74_decode(raw) : codec_latin1_to_utf8(raw, strlen(raw));
+	*out = c->v74 && v74_may_be_base64(a) ? codec_v74_decode(raw)
+	                                      : codec_latin1_to_utf8(raw, strlen(raw));
 	return *out ? CODEC_VALUE : -1;
+}
+
+/* The attribute a header key stands for, or NULL.  S3 returns header keys
+ * lower-cased; 21.x short keys are lower-case base36, but v7's base62 keys
+ * above index 35 are upper-case (B.4), so in v7 every attribute whose key
+ * folds to the header key is a candidate.  With two or more the value
+ * belongs to one of them and nothing says which: each candidate is
+ * flagged ambiguous and NULL is returned. */
+static const attr *attr_for_header(decode_ctx *c, const char *k)
+{
+	if (!c->v7)
+		return schema_attr_by_key(c->s, k);
+	const attr *hit = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < c->s->nattrs; i++) {
+		const attr *a = &c->s->attrs[i];
+		if (a->short_key && !strcasecmp(a->short_key, k)) {
+			hit = a;
+			n++;
+		}
+	}
+	if (n < 2)
+		return hit;
+	for (size_t i = 0; i < c->s->nattrs; i++) {
+		const attr *a = &c->s->attrs[i];
+		if (a->short_key && !strcasecmp(a->short_key, k))
+			c->by_attr[i].ambiguous = 1;
+	}
+	return NULL;
 }
 
 static void take_metadata(decode_ctx *c, const store_object *obj)
 {
 	for (size_t i = 0; i < obj->meta.count; i++) {
-		const char *k = obj->meta.items[i].key;
+		const char *k = obj->meta.items[i].key, *raw = obj->meta.items[i].value;
 		if (k[0] == '_')
 			continue; /* control and bookkeeping keys */
-		const attr *a = schema_attr_by_key(c->s, k);
+		const attr *a = attr_for_header(c, k);
+		if (!a && c->s->nattrs > 0)
+			continue; /* unknown or ambiguous key */
 		char *value = NULL;
-		int kind = decode_header_value(c, obj->meta.items[i].value, &value);
+		int kind = decode_header_value(c, a, raw, &value);
 		if (kind < 0 || kind == CODEC_ABSENT) {
 			free(value);
 			continue;
 		}
 		if (a) {
-			found_set_mapped(&c->by_attr[attr_index(c->s, a)], value, kind == CODEC_NULL);
-		} else if (c->s->nattrs == 0) {
+			found *f = &c->by_attr[attr_index(c->s, a)];
+			found_set_mapped(f, value, kind == CODEC_NULL);
+			if (c->v7 && c->v74 && kind == CODEC_VALUE && strcmp(value, raw) != 0)
+				f->v74_raw = strdup(raw);
+		} else {
 			json_object_object_add(c->extras, k,
 			                       kind == CODEC_NULL ? NULL : json_object_new_string(value));
 		}
 		free(value);
 	}
+}
+
+/* A 7.4.1+ header value that the base64 heuristic rewrote is ambiguous
+ * (B.5.2: "asia" is canonical base64 of non-ASCII text).  A user-managed
+ * body holds the field in clear: when it is the decoded text, the
+ * heuristic was right; anything else means the header was the value. */
+static void settle_v74(found *f, json_object *body_value)
+{
+	if (!f->v74_raw)
+		return;
+	if (json_object_is_type(body_value, json_type_string) && f->mapped &&
+	    !strcmp(json_object_get_string(body_value), f->mapped)) {
+		free(f->v74_raw);
+		f->v74_raw = NULL;
+		return;
+	}
+	char *raw = f->v74_raw;
+	f->v74_raw = NULL;
+	found_set_mapped(f, raw, 0);
+	free(raw);
 }
 
 /* Reads body entries: short keys carry mapped values; with names_ok,
@@ -789,8 +874,11 @@ static void take_body_object(decode_ctx *c, json_object *body, json_object *map,
 			continue;
 		}
 		found *f = &c->by_attr[attr_index(c->s, a)];
-		if (f->present && !override)
+		if (f->present && !override) {
+			if (by_name)
+				settle_v74(f, v);
 			continue;
+		}
 		if (by_name && a->kind == KIND_SECRET && c->v7)
 			continue; /* v7 bodies hold secrets in clear: never propagate */
 		if (by_name) {
@@ -838,7 +926,7 @@ static void take_body(decode_ctx *c, const store_object *obj)
 		json_object *map = NULL;
 		const char *map_text = store_meta_get(&obj->meta, "_map");
 		char *decoded = NULL;
-		if (map_text && decode_header_value(c, map_text, &decoded) == CODEC_VALUE)
+		if (map_text && decode_header_value(c, NULL, map_text, &decoded) == CODEC_VALUE)
 			s3db_json_parse(decoded, strlen(decoded), &map, NULL);
 		free(decoded);
 		take_body_object(c, body, map && json_object_is_type(map, json_type_object) ? map : NULL,
@@ -850,6 +938,10 @@ static void take_body(decode_ctx *c, const store_object *obj)
 		take_body_object(c, body, NULL, c->v7 || body_has_names(body), 0);
 	} else if (!strcmp(b, "truncate-data") && c->v7) {
 		take_body_object(c, body, NULL, 0, 1); /* v7: the untruncated data */
+	} else if (!strcmp(b, "enforce-limits") && c->v7) {
+		/* v7: a copy of the metadata under case-preserved keys; it
+		 * fills what an ambiguous header key lost */
+		take_body_object(c, body, NULL, 0, 0);
 	}
 	json_object_put(body);
 }
@@ -1062,6 +1154,17 @@ static void build_record(decode_ctx *c, const char *id, json_object *out)
 	}
 	json_object_object_foreach(c->extras, k, v)
 		json_object_object_add(out, k, json_object_get(v));
+	/* v7 fields whose header key was ambiguous and that no body gave */
+	json_object *amb = NULL;
+	for (size_t i = 0; i < c->s->nattrs; i++) {
+		if (!c->by_attr[i].ambiguous || c->by_attr[i].present)
+			continue;
+		if (!amb)
+			amb = json_object_new_array();
+		json_object_array_add(amb, json_object_new_string(c->s->attrs[i].path));
+	}
+	if (amb)
+		json_object_object_add(out, "$ambiguous", amb);
 }
 
 /* Orders nested objects as the schema declares them: set_path creates a
@@ -1090,6 +1193,7 @@ s3db_code record_decode(const schema *s, const store_object *obj, const char *id
 	build_record(&c, id, *out);
 	for (size_t i = 0; i < s->nattrs; i++) {
 		free(c.by_attr[i].mapped);
+		free(c.by_attr[i].v74_raw);
 		json_object_put(c.by_attr[i].native);
 	}
 	free(c.by_attr);
