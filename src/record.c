@@ -19,12 +19,24 @@
  * Decoding collects, per attribute, either a mapped string (from a header
  * or a short-key body entry) or a native JSON value (from a user-managed
  * body written by an update), then turns each into its JSON value by
- * kind and rebuilds nested objects in schema order.
+ * kind and rebuilds nested objects in schema order.  Two v7 hazards are
+ * settled on the way (B.4, B.5.2, B.7):
+ *   - S3 lower-cases header keys, so a v7 key above index 35 ("A") lands
+ *     on another attribute's key ("a").  Such a header is not guessed:
+ *     both attributes are flagged, a body (user-managed, truncate-data,
+ *     enforce-limits keep case-preserved keys or names) fills them when
+ *     it can, and those still missing are listed under "$ambiguous".
+ *   - 7.4.1+ wrote non-ASCII text as unprefixed base64 and we read it
+ *     back with 7.4's heuristic, which also fires on ASCII text that
+ *     happens to be such base64 ("asia").  It is applied only to kinds
+ *     that can hold text, and a user-managed body, which has every field
+ *     in clear, decides between the header as stored and its decoding.
  */
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "codec.h"
 #include "record.h"
 #include "secret.h"
@@ -887,8 +899,11 @@ static void take_body_object(decode_ctx *c, json_object *body, json_object *map,
 					char *path = s3db_asprintf("%s.%s", k, ck);
 					const attr *ca = path ? schema_attr_by_path(c->s, path) : NULL;
 					free(path);
-					if (ca && !c->by_attr[attr_index(c->s, ca)].present)
-						found_set_native(&c->by_attr[attr_index(c->s, ca)], cv);
+					found *cf = ca ? &c->by_attr[attr_index(c->s, ca)] : NULL;
+					if (cf && cf->present)
+						settle_v74(cf, cv);
+					else if (cf)
+						found_set_native(cf, cv);
 				}
 				continue;
 			}
@@ -1168,7 +1183,12 @@ static void build_record(decode_ctx *c, const char *id, json_object *out)
 }
 
 /* Orders nested objects as the schema declares them: set_path creates a
- * parent at the position of its first child, which is schema order. */
+ * parent at the position of its first child, which is schema order.
+ * After the fields (and the extra fields of a free-form resource) comes
+ * "$ambiguous" when some v7 fields could not be read (see the top of the
+ * file): an array of their paths in schema order.  Like every '$' key it
+ * is not a field — schema_validate leaves it out when the record is
+ * written back. */
 s3db_code record_decode(const schema *s, const store_object *obj, const char *id,
                         const char *passphrase, int v74, json_object **out, s3db_error *err)
 {

@@ -418,6 +418,10 @@ static const correction corrections[] = {
 	  "\"j\\u021a\"; the user-managed body (and the upsert) say \"asia\"" },
 	{ "v7.4.2", "demo/users/bulk-1", "region", "\"j\\u021a\"", "\"asia\"", 0, 0,
 	  "B.5.2: as user-9" },
+	{ "v7.4.2", "plugin-metrics2/metrics/metrics-1795737510098-nenemrpnl", "avgTime",
+	  "\"<<NaN>>\"", "59.5", 0, 0, "V1: X.5 is 59.5 (the user-managed body says 59.5)" },
+	{ "v7.4.2", "plugin-metrics2/metrics/metrics-1795737510145-a5psfb6o6", "avgTime",
+	  "\"<<NaN>>\"", "59.5", 0, 0, "V1: as above" },
 };
 #define NCORRECTIONS (sizeof corrections / sizeof corrections[0])
 
