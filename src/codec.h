@@ -83,8 +83,15 @@ typedef enum codec_decoded {
 	CODEC_ABSENT       /* the value "undefined": the field is absent  */
 } codec_decoded;
 
-/* metadataDecode (§3.10.2).  On CODEC_VALUE *out is malloc'd; otherwise
- * *out is NULL.  Returns -1 when out of memory. */
+/* metadataDecode (§3.10.2), checked byte for byte against s3db.js 21.6.2
+ * on random values: b: is lenient base64, u: strict decodeURIComponent
+ * (malformed -> unchanged), z:/z85: raw inflate (failure -> unchanged),
+ * decoded bytes read as UTF-8 with U+FFFD.  One addition: the values
+ * s3db.js writes for the texts "constructor", "toString", ... (the names
+ * of Object.prototype's methods, which its dictionary mistakes for
+ * entries: "d:function toString() { [native code] }") decode to those
+ * names.  On CODEC_VALUE *out is malloc'd; otherwise *out is NULL.
+ * Returns -1 when out of memory.  Apply codec_rfc2047_decode() first. */
 int codec_metadata_decode(const char *s, char **out);
 /* Same, with the byte count of *out in *len (optional): a decoded value
  * may hold NUL characters ("u:%00"), which the NUL-terminated form of
@@ -99,7 +106,10 @@ int codec_metadata_decode_len(const char *s, char **out, size_t *len);
  * may be split across words); the result is valid UTF-8 (U+FFFD). */
 char *codec_rfc2047_decode(const char *s);
 
-/* v7.4.1+ read heuristic (B.5.2): decoded text or a copy of s. */
+/* v7.4.1+ read heuristic (B.5.2): decoded text or a copy of s.  Accepts
+ * only canonical base64 of valid UTF-8 with a byte >= 0x80 and no NUL;
+ * an ASCII value that happens to be such base64 ("w6k=") is decoded
+ * too — indistinguishable, as the spec says. */
 char *codec_v74_decode(const char *s);
 /* v7.3 raw Latin-1 values (B.5.1): s when valid UTF-8, else s converted
  * from Latin-1 to UTF-8. */
@@ -113,8 +123,8 @@ char *codec_utf8_sanitize(const char *s, size_t len);
 char *codec_base64_encode(const void *data, size_t len);
 /* Lenient decoder as Node's Buffer.from(s, 'base64'): characters outside
  * the alphabet are skipped, '-' and '_' read as '+' and '/', padding is
- * optional and decoding stops at the first '='.  *len receives the byte count; the
- * result is NUL-terminated.  NULL when out of memory. */
+ * optional and decoding stops at the first '='.  *len receives the byte
+ * count; the result is NUL-terminated.  NULL when out of memory. */
 unsigned char *codec_base64_decode(const char *s, size_t *len);
 /* Strict: NULL when s is not canonical base64. */
 unsigned char *codec_base64_decode_strict(const char *s, size_t *len);

@@ -13,12 +13,14 @@
  * hash differs from the current version's adds version v<max+1>; the
  * schema registry keeps every short key stable and burns removed ones.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "creds.h"
 #include "db.h"
+#include "secret.h"
 
 #define CATALOG_KEY "s3db.json"
 #define LOCK_KEY "plugin=s3db-core/locks/namespace=metadata/s3db-metadata.json"
@@ -237,11 +239,18 @@ static s3db_code catalog_store(s3db *db, json_object *catalog, s3db_error *err)
 
 /* ---- the catalogue lock (§2.3) ---------------------------------------------- */
 
-static char *lock_body(char lock_id[96], int64_t now)
+#define LOCK_ID_SIZE 128
+
+/* The lock object's body; lock_id receives its lockId, unique to this
+ * acquisition (host, pid, time and a per-process counter), so that
+ * release can tell our lock from one that replaced it. */
+static char *lock_body(char lock_id[LOCK_ID_SIZE], int64_t now)
 {
+	static atomic_uint sequence;
 	char host[64] = "";
 	gethostname(host, sizeof host - 1);
-	snprintf(lock_id, 96, "lock-holder-s3dbfs-%s-%d-%lld", host, (int)getpid(), (long long)now);
+	snprintf(lock_id, LOCK_ID_SIZE, "lock-holder-s3dbfs-%s-%d-%lld-%u", host, (int)getpid(),
+	         (long long)now, atomic_fetch_add(&sequence, 1));
 	return s3db_asprintf("{\"lockId\":\"%s\",\"holderId\":\"holder-s3dbfs-%s-%d\","
 	                     "\"acquiredAt\":%lld,\"expiresAt\":%lld,\"_expiresAt\":%lld}",
 	                     lock_id, host, (int)getpid(), (long long)now, (long long)(now + 30000),
@@ -250,8 +259,10 @@ static char *lock_body(char lock_id[96], int64_t now)
 
 /* Takes the catalogue lock: create it with If-None-Match; if another
  * holder's lock has expired, take it over with If-Match; otherwise retry
- * with backoff.  Returns the lock object's key in *key_out. */
-static s3db_code catalog_lock(s3db *db, char **key_out, s3db_error *err)
+ * with backoff.  Returns the lock object's key in *key_out (malloc'd) and
+ * our lockId in lock_id_out. */
+static s3db_code catalog_lock(s3db *db, char **key_out, char lock_id_out[LOCK_ID_SIZE],
+                              s3db_error *err)
 {
 	char *key = db_key(db, LOCK_KEY);
 	if (!key)
@@ -259,7 +270,7 @@ static s3db_code catalog_lock(s3db *db, char **key_out, s3db_error *err)
 	store_meta none;
 	store_meta_init(&none);
 	for (int attempt = 0; attempt < 50; attempt++) {
-		char lock_id[96];
+		char lock_id[LOCK_ID_SIZE];
 		int64_t now = s3db_now_ms();
 		char *body = lock_body(lock_id, now);
 		store_put_opts opts = { .content_type = "application/json", .if_none_match = 1 };
@@ -289,6 +300,7 @@ static s3db_code catalog_lock(s3db *db, char **key_out, s3db_error *err)
 		free(body);
 		if (rc == S3DB_OK) {
 			*key_out = key;
+			memcpy(lock_id_out, lock_id, LOCK_ID_SIZE);
 			return S3DB_OK;
 		}
 		if (rc != S3DB_ERR_PRECONDITION && rc != S3DB_ERR_NOT_FOUND) {
@@ -304,9 +316,30 @@ static s3db_code catalog_lock(s3db *db, char **key_out, s3db_error *err)
 	                      "s3db.json is locked by another writer (lock object %s)", LOCK_KEY);
 }
 
-static void catalog_unlock(s3db *db, char *key)
+/* Releases the lock (§2.3): deletes the lock object only while it still
+ * holds our lockId — had ours expired and another writer taken it over,
+ * deleting it would break that writer's lock.  When the object cannot be
+ * read it is deleted anyway (it would otherwise block every writer until
+ * it expires).  Frees key. */
+static void catalog_unlock(s3db *db, char *key, const char *lock_id)
 {
-	store_delete(db->store, key, NULL);
+	store_object held;
+	store_object_init(&held);
+	s3db_code rc = store_get(db->store, key, &held, NULL);
+	int ours = 1;
+	if (rc == S3DB_ERR_NOT_FOUND) {
+		ours = 0; /* already gone */
+	} else if (rc == S3DB_OK) {
+		json_object *j = NULL;
+		if (s3db_json_parse((const char *)held.body, held.body_len, &j, NULL) == S3DB_OK) {
+			const char *holder = s3db_json_get_string(j, "lockId");
+			ours = holder && !strcmp(holder, lock_id);
+		}
+		json_object_put(j);
+	}
+	store_object_free(&held);
+	if (ours)
+		store_delete(db->store, key, NULL);
 	free(key);
 }
 
@@ -319,8 +352,8 @@ static s3db_code catalog_update(s3db *db, catalog_change_fn change, void *ud, s3
 	if (db->format == FORMAT_V7)
 		return s3db_error_set(err, S3DB_ERR_UNSUPPORTED,
 		                      "this database was written by s3db.js 7.x and is read-only here");
-	char *lock = NULL;
-	s3db_code rc = catalog_lock(db, &lock, err);
+	char *lock = NULL, lock_id[LOCK_ID_SIZE];
+	s3db_code rc = catalog_lock(db, &lock, lock_id, err);
 	if (rc != S3DB_OK)
 		return rc;
 	json_object *fresh = NULL;
@@ -333,7 +366,7 @@ static s3db_code catalog_update(s3db *db, catalog_change_fn change, void *ud, s3
 		rc = change(db, fresh, ud, err);
 	if (rc == S3DB_OK)
 		rc = catalog_store(db, fresh, err);
-	catalog_unlock(db, lock);
+	catalog_unlock(db, lock, lock_id);
 	if (rc == S3DB_OK) {
 		pthread_rwlock_wrlock(&db->lock);
 		json_object_put(db->catalog);
@@ -649,6 +682,14 @@ static void request_hook_forward(void *ud, const s3db_request_info *info)
 		hook(db->hook_userdata, info);
 }
 
+/* Handles opened and not yet closed.  When the last one closes, the
+ * cache of derived secret keys is wiped (secret.h): key material must not
+ * outlive every database that used it.  (An open racing that close only
+ * costs a key derivation.) */
+static atomic_int open_handles;
+
+static void db_free(s3db *db);
+
 s3db_code s3db_open(const char *connection_string, const s3db_options *opts, s3db **out,
                     s3db_error *err)
 {
@@ -660,7 +701,7 @@ s3db_code s3db_open(const char *connection_string, const s3db_options *opts, s3d
 	event_bus_init(&db->bus);
 	s3db_code rc = conn_parse(connection_string, &db->conn, err);
 	if (rc != S3DB_OK) {
-		s3db_close(db);
+		db_free(db);
 		return rc;
 	}
 	if (opts && opts->timeout_ms > 0)
@@ -673,7 +714,7 @@ s3db_code s3db_open(const char *connection_string, const s3db_options *opts, s3d
 	db->passphrase = strdup(pass && *pass ? pass : "secret");
 	rc = open_store(db, connection_string, err);
 	if (rc != S3DB_OK) {
-		s3db_close(db);
+		db_free(db);
 		return rc;
 	}
 	store_set_hook(db->store, request_hook_forward, db);
@@ -686,21 +727,23 @@ s3db_code s3db_open(const char *connection_string, const s3db_options *opts, s3d
 	}
 	if (rc != S3DB_OK) {
 		json_object_put(catalog);
-		s3db_close(db);
+		db_free(db);
 		return rc;
 	}
 	db->catalog = catalog;
 	catalog_detect_format(db);
 	rc = catalog_compile(db, err);
 	if (rc != S3DB_OK) {
-		s3db_close(db);
+		db_free(db);
 		return rc;
 	}
+	atomic_fetch_add(&open_handles, 1);
 	*out = db;
 	return S3DB_OK;
 }
 
-void s3db_close(s3db *db)
+/* Frees a handle, opened or half-built by a failed open. */
+static void db_free(s3db *db)
 {
 	if (!db)
 		return;
@@ -717,6 +760,15 @@ void s3db_close(s3db *db)
 	event_bus_destroy(&db->bus);
 	pthread_rwlock_destroy(&db->lock);
 	free(db);
+}
+
+void s3db_close(s3db *db)
+{
+	if (!db)
+		return;
+	db_free(db);
+	if (atomic_fetch_sub(&open_handles, 1) == 1)
+		secret_cache_clear();
 }
 
 s3db_code s3db_reload(s3db *db, s3db_error *err)

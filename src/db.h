@@ -112,4 +112,29 @@ char *partition_value(json_object *record, const char *field, const char *rule);
 s3db_code partition_segments(const schema *s, const char *partition, json_object *values,
                              char ***segments, int *matchable, s3db_error *err);
 
+/* ---- what the file view needs beyond the public API (resource.c) ----- */
+
+/* What the store says about a record object. */
+typedef struct record_meta {
+	char etag[72];
+	int64_t last_modified_ms;
+	int64_t size;            /* object size (body bytes)                */
+	int has_content;         /* the body is binary content              */
+	char content_type[128];
+} record_meta;
+
+/* s3db_get that also gives the object's ETag, LastModified and size. */
+s3db_code resource_get_meta(s3db_resource *res, const char *id, const s3db_ctx *ctx,
+                            json_object **out, record_meta *meta, s3db_error *err);
+/* One HEAD: the object's current ETag etc. (to revalidate a cache). */
+s3db_code resource_head_meta(s3db_resource *res, const char *id, record_meta *meta,
+                             s3db_error *err);
+/* Lists the records (or a partition's) with what LIST tells of each
+ * object: fn(ud, id, entry) in id order; fn returns non-zero to stop. */
+typedef int (*resource_entry_fn)(void *ud, const char *id, const store_entry *e);
+s3db_code resource_list_entries(s3db_resource *res, const s3db_list_opts *opts,
+                                resource_entry_fn fn, void *ud, s3db_error *err);
+/* The database that owns a resource. */
+s3db *resource_db(s3db_resource *res);
+
 #endif

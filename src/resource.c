@@ -18,6 +18,7 @@
  *  - updates are conditional on the ETag read, so a concurrent writer's
  *    change is never silently overwritten (S3DB_ERR_PRECONDITION).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "db.h"
@@ -1069,4 +1070,130 @@ s3db_code s3db_get_content(s3db_resource *res, const char *id, void **data, size
 	}
 	store_object_free(&obj);
 	return rc;
+}
+
+/* ---- for the file view ------------------------------------------------------------------------ */
+
+static void meta_from_object(const store_object *obj, record_meta *meta)
+{
+	memset(meta, 0, sizeof *meta);
+	memcpy(meta->etag, obj->etag, sizeof meta->etag);
+	meta->etag[sizeof meta->etag - 1] = '\0';
+	meta->last_modified_ms = obj->last_modified_ms;
+	meta->size = obj->size;
+	meta->has_content = obj->body_len > 0 && record_body_is_binary(obj);
+	if (obj->content_type)
+		snprintf(meta->content_type, sizeof meta->content_type, "%s", obj->content_type);
+}
+
+s3db_code resource_get_meta(s3db_resource *res, const char *id, const s3db_ctx *ctx,
+                            json_object **out, record_meta *meta, s3db_error *err)
+{
+	const schema *s;
+	double t0 = s3db_monotonic_ms();
+	*out = NULL;
+	s3db_code rc = need_schema(res, &s, err);
+	if (rc == S3DB_OK && (rc = s3db_id_check(id, err)) != S3DB_OK)
+		s3db_error_prefix(err, "%s", res->name);
+	if (rc != S3DB_OK)
+		return rc;
+	rc = event_emit(res->db, S3DB_EV_BEFORE_GET, res->name, id, NULL, NULL, ctx, S3DB_OK, 0);
+	store_object obj;
+	store_object_init(&obj);
+	if (rc == S3DB_OK)
+		rc = read_record(res, id, out, &obj, err);
+	if (rc == S3DB_OK && meta)
+		meta_from_object(&obj, meta);
+	store_object_free(&obj);
+	event_emit(res->db, S3DB_EV_AFTER_GET, res->name, id, NULL, *out, ctx, rc,
+	           s3db_monotonic_ms() - t0);
+	return rc;
+}
+
+s3db_code resource_head_meta(s3db_resource *res, const char *id, record_meta *meta,
+                             s3db_error *err)
+{
+	char *key = db_record_key(res->db, res->name, id);
+	if (!key)
+		return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	store_object obj;
+	store_object_init(&obj);
+	s3db_code rc = store_head(res->db->store, key, &obj, err);
+	if (rc == S3DB_OK) {
+		meta_from_object(&obj, meta);
+		/* a HEAD cannot tell binary content from a JSON body */
+		meta->has_content = obj.size > 0 && obj.content_type &&
+		                    strcmp(obj.content_type, "application/json") != 0;
+	}
+	store_object_free(&obj);
+	free(key);
+	return rc;
+}
+
+typedef struct entry_walk {
+	resource_entry_fn fn;
+	void *ud;
+	size_t prefix_len;
+	json_object *values;
+} entry_walk;
+
+static int walk_entry(void *ud, const store_entry *e)
+{
+	entry_walk *w = ud;
+	const char *rest = e->key + w->prefix_len;
+	const char *idp = strrchr(rest, '/');
+	idp = idp ? idp + 1 : rest;
+	if (!s3db_str_starts(idp, "id=") || !idp[3])
+		return 0;
+	if (w->values) {
+		json_object_object_foreach(w->values, f, v) {
+			(void)v;
+			char *want = partition_value(w->values, f, NULL);
+			char *seg = want ? s3db_asprintf("%s=%s", f, want) : NULL;
+			int ok = seg && has_segment(rest, seg);
+			free(seg);
+			free(want);
+			if (!ok)
+				return 0;
+		}
+	}
+	return w->fn(w->ud, idp + 3, e);
+}
+
+s3db_code resource_list_entries(s3db_resource *res, const s3db_list_opts *opts,
+                                resource_entry_fn fn, void *ud, s3db_error *err)
+{
+	const schema *s;
+	s3db_code rc = need_schema(res, &s, err);
+	if (rc != S3DB_OK)
+		return rc;
+	char *prefix = NULL;
+	int exact = 1;
+	entry_walk w = { .fn = fn, .ud = ud };
+	if (opts && opts->partition) {
+		rc = partition_prefix(res->db, s, opts->partition, opts->partition_values, &prefix,
+		                      &exact, err);
+		if (rc != S3DB_OK)
+			return rc;
+		if (!exact)
+			w.values = opts->partition_values;
+	} else {
+		prefix = db_key(res->db, "resource=%s/data/", res->name);
+		if (prefix && !s3db_str_ends(prefix, "/")) {
+			char *p = s3db_asprintf("%s/", prefix);
+			free(prefix);
+			prefix = p;
+		}
+	}
+	if (!prefix)
+		return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	w.prefix_len = strlen(prefix);
+	rc = store_list_all(res->db->store, prefix, walk_entry, &w, err);
+	free(prefix);
+	return rc;
+}
+
+s3db *resource_db(s3db_resource *res)
+{
+	return res->db;
 }

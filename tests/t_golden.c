@@ -360,6 +360,40 @@ static json_object *log_last_state(golden *g, const char *db, const char *id)
 	return last;
 }
 
+/* The logger shortened long strings in get/list results ("abc...(3079)",
+ * "(5000 chars)"); the insert of the same record usually shows the full
+ * value.  Replaces each shortened top-level string of expected by the
+ * latest full value of that field the log shows which the shortened form
+ * describes. */
+static int abbreviation_matches(const char *exp, const char *act, int *is_abbrev);
+
+static void unabbreviate(golden *g, const char *db, const char *id, json_object *expected)
+{
+	json_object_object_foreach(expected, k, v) {
+		int abbrev = 0;
+		if (!json_object_is_type(v, json_type_string))
+			continue;
+		abbreviation_matches(json_object_get_string(v), "", &abbrev);
+		if (!abbrev)
+			continue;
+		const char *full = NULL;
+		for (size_t i = 0; i < json_object_array_length(g->log); i++) {
+			json_object *e = json_object_array_get_idx(g->log, i), *r = get(e, "result");
+			char sdb[128];
+			step_db(s3db_json_get_string(e, "step"), sdb, sizeof sdb);
+			if (strcmp(sdb, db) != 0 || !json_object_is_type(r, json_type_object) ||
+			    !record_in(r, id))
+				continue;
+			const char *cand = s3db_json_get_string(r, k);
+			int cand_abbrev = 0;
+			if (cand && abbreviation_matches(json_object_get_string(v), cand, &cand_abbrev))
+				full = cand;
+		}
+		if (full)
+			json_object_object_add(expected, k, json_object_new_string(full));
+	}
+}
+
 /* Copy of a logged record without bookkeeping ('_', '$' keys: top level
  * only, JSON values of fields keep theirs) and without "<<undefined>>"
  * (absent) values, in nested objects too. */
@@ -640,6 +674,7 @@ static void decode_dump(const char *dir, int aws)
 			            "shows the record\n", rec);
 		} else if (logged) {
 			expected = clean_logged(logged);
+			unabbreviate(&g, db, id, expected);
 			from_log++;
 		} else if (der) {
 			expected = deep_copy(get(der, "value"));

@@ -1,0 +1,152 @@
+/*
+ * vfs.h — the database as a file tree: every policy of s3dbfs, no FUSE.
+ *
+ * The FUSE layer (fs_fuse.c) only translates callbacks into these calls;
+ * everything a user sees — names, sizes, times, what a write does, what is
+ * cached for how long, which errno a refusal gives — is decided here, so it
+ * is tested without mounting anything (tests/t_vfs.c).
+ *
+ * The tree:
+ *   /                                  resources as directories
+ *   /.status  /.errors                 virtual files (read-only)
+ *   /<res>/<id>.json                   one record, pretty JSON + "\n"
+ *   /<res>/<id>.bin                    the record's binary content, if any
+ *   /<res>/.schema.json                the resource definition (writable)
+ *   /<res>/.partitions/<p>/<f>=<v>/[<f2>=<v2>/...]<id>.json
+ *   /<res>/<anything else>             scratch files: local only, never in
+ *                                      S3; renaming one onto <id>.json
+ *                                      commits it as that record
+ * Plugins add virtual files through vfs_add_virtual_file().
+ *
+ * Writes: a record file opened for writing is an in-memory buffer (the
+ * current JSON, or empty with O_TRUNC); flush/fsync/release validate and
+ * store it (insert or replace) and return only after S3 accepted it.  A
+ * refused write returns the errno (EINVAL invalid JSON or schema, EFBIG
+ * over the limit, EACCES credentials, EIO storage) and appends the reason
+ * to /.errors and the log; nothing in S3 changes.
+ *
+ * Every function returns 0 (or a byte count) on success and -errno on
+ * failure, as FUSE wants.  Paths are absolute, '/'-separated, as FUSE
+ * gives them.  All functions are thread-safe.
+ */
+#ifndef S3DB_VFS_H
+#define S3DB_VFS_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <time.h>
+#include "s3db.h"
+
+typedef struct vfs vfs;
+
+typedef struct vfs_options {
+	uid_t uid;                /* owner of every entry                    */
+	gid_t gid;
+	mode_t umask;             /* applied to 0777 dirs / 0666 files (022) */
+	double attr_ttl;          /* seconds the kernel may cache attributes */
+	double entry_ttl;         /* ... names                               */
+	double negative_ttl;      /* seconds a missing name stays missing    */
+	double record_ttl;        /* a cached record older than this is
+	                             revalidated (1 HEAD) when opened        */
+	double dir_ttl;           /* a directory listing older than this is
+	                             listed again                            */
+	int prefetch;             /* records fetched in parallel when a
+	                             directory is listed (default 32)        */
+	const char *cache_dir;    /* persistent cache; NULL: memory only     */
+	const char *scratch_dir;  /* where scratch files live; NULL: memory  */
+	size_t max_file_size;     /* largest record file accepted (16 MiB)   */
+} vfs_options;
+
+/* Fills o with the defaults (uid/gid of the caller, umask 022, ttls 1 s
+ * attr/entry/negative, 5 s record, 5 s dir, prefetch 32). */
+void vfs_options_default(vfs_options *o);
+
+/* Opens the tree over an open database (borrowed: it must outlive the
+ * vfs).  *out owns the vfs (vfs_close). */
+s3db_code vfs_open(s3db *db, const vfs_options *opts, vfs **out, s3db_error *err);
+/* Stores every pending write, then frees everything.  Returns 0, or
+ * -errno when a pending write could not be stored (it is in /.errors). */
+int vfs_close(vfs *v);
+
+/* ---- reading the tree -------------------------------------------------- */
+
+int vfs_getattr(vfs *v, const char *path, struct stat *st, const s3db_ctx *ctx);
+
+/* Called once per entry ("." and ".." included); return non-zero to stop.
+ * st may be NULL when the attributes are not known without a request. */
+typedef int (*vfs_fill_fn)(void *ud, const char *name, const struct stat *st);
+int vfs_readdir(vfs *v, const char *path, vfs_fill_fn fill, void *ud, const s3db_ctx *ctx);
+
+int vfs_statfs(vfs *v, struct statvfs *st);
+
+/* ---- files ------------------------------------------------------------- */
+
+/* Opens (flags as open(2): O_RDONLY/O_WRONLY/O_RDWR, O_TRUNC, O_APPEND,
+ * O_CREAT|O_EXCL) and returns a handle in *fh.  *keep_cache is set when
+ * the kernel's page cache of the file is still valid. */
+int vfs_open_file(vfs *v, const char *path, int flags, uint64_t *fh, int *keep_cache,
+                  const s3db_ctx *ctx);
+int vfs_create(vfs *v, const char *path, mode_t mode, int flags, uint64_t *fh,
+               const s3db_ctx *ctx);
+/* Bytes read (0 at end of file) or -errno. */
+int vfs_read(vfs *v, uint64_t fh, char *buf, size_t size, off_t off);
+/* Bytes written or -errno (EFBIG past max_file_size). */
+int vfs_write(vfs *v, uint64_t fh, const char *buf, size_t size, off_t off);
+/* Stores the file if it changed since the last store. */
+int vfs_flush(vfs *v, uint64_t fh, const s3db_ctx *ctx);
+int vfs_fsync(vfs *v, uint64_t fh, const s3db_ctx *ctx);
+/* Stores if needed, then forgets the handle.  A failure here is logged
+ * (close(2) has already returned by the time FUSE calls release). */
+int vfs_release(vfs *v, uint64_t fh, const s3db_ctx *ctx);
+/* truncate(2) (fh == 0) and ftruncate(2) (fh != 0). */
+int vfs_truncate(vfs *v, const char *path, off_t size, uint64_t fh, const s3db_ctx *ctx);
+
+/* ---- the namespace ------------------------------------------------------ */
+
+int vfs_unlink(vfs *v, const char *path, const s3db_ctx *ctx);
+/* flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE (-EINVAL: not supported). */
+int vfs_rename(vfs *v, const char *from, const char *to, unsigned int flags,
+               const s3db_ctx *ctx);
+int vfs_mkdir(vfs *v, const char *path, mode_t mode, const s3db_ctx *ctx);
+int vfs_rmdir(vfs *v, const char *path, const s3db_ctx *ctx);
+/* Records take their times from the data: utimensat is accepted on
+ * scratch files and is a no-op (0) on records (tools like cp -p and
+ * touch must not fail); documented in s3dbfs(8). */
+int vfs_utimens(vfs *v, const char *path, const struct timespec tv[2], const s3db_ctx *ctx);
+/* chmod, chown, links: -EPERM (documented). */
+int vfs_chmod(vfs *v, const char *path, mode_t mode);
+int vfs_chown(vfs *v, const char *path, uid_t uid, gid_t gid);
+/* Read-only extended attributes: user.s3db.etag, user.s3db.version,
+ * user.s3db.key.  size 0 asks for the length. setxattr: -ENOTSUP. */
+int vfs_getxattr(vfs *v, const char *path, const char *name, char *value, size_t size);
+int vfs_listxattr(vfs *v, const char *path, char *list, size_t size);
+
+/* ---- figures and errors ------------------------------------------------- */
+
+/* Appends a refused operation to /.errors (kept: the last 1,000) and the
+ * log: {"time","path","operation","errno","reason"}. */
+void vfs_record_error(vfs *v, const char *path, const char *operation, int err_no,
+                      const char *reason);
+
+typedef struct vfs_cache_stats {
+	uint64_t hits, misses, revalidations, evictions;
+	uint64_t entries;
+} vfs_cache_stats;
+void vfs_cache_stats_get(vfs *v, vfs_cache_stats *out);
+
+/* ---- virtual files (plugins) ------------------------------------------- */
+
+/* A read-only (or, with write_fn, writable) file whose content is made
+ * when it is opened.  read_fn returns malloc'd text in *text (vfs frees
+ * it); write_fn receives the whole written content at flush and returns 0
+ * or -errno.  Paths like "/.costs" or "/<res>/.metrics".  name may carry
+ * a query ("/.search?q=word") — the vfs passes the part after '?' as
+ * `query` (percent-decoded), and such names are never listed. */
+typedef int (*vfs_read_fn)(void *ud, const char *query, char **text, size_t *len);
+typedef int (*vfs_write_fn)(void *ud, const char *data, size_t len);
+int vfs_add_virtual_file(vfs *v, const char *path, vfs_read_fn read_fn,
+                         vfs_write_fn write_fn, void *ud, int listed);
+
+#endif /* S3DB_VFS_H */
