@@ -63,6 +63,7 @@ if [ "${S3DB_TEST_NO_ASAN:-0}" != 1 ]; then
 	log "building with AddressSanitizer + UBSan (build/asan)"
 	if build build/asan --enable-sanitizers; then
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		LSAN_OPTIONS="suppressions=$top/tests/sanitizers/lsan.supp:print_suppressions=0" \
 			run_suite build/asan "asan+ubsan build"
 	else
 		total_fail=$((total_fail + 1))

@@ -4,12 +4,15 @@
  * s3db_open parses the connection string, opens the store (S3 or a local
  * directory), reads s3db.json — creating an empty 21.x catalogue when the
  * prefix holds none — and compiles a schema per resource.  A catalogue
- * written by s3db.js 7.x is read-only here (FORMAT_V7).
+ * written by s3db.js 7.x is read-only here (FORMAT_V7).  An unreadable
+ * s3db.json fails the open with S3DB_ERR_CORRUPT naming it; it is never
+ * replaced.  Closing the last open handle wipes the secret key cache.
  *
  * Catalogue changes (define, drop) follow s3db.js 21.x (spec §2.2, §2.3):
  * take the lock object with If-None-Match, re-read s3db.json, apply the
  * one change to that fresh copy (so concurrent writers' resources are
- * kept), write it pretty-printed, release the lock.  A definition whose
+ * kept), write it pretty-printed, release the lock (deleting it only while
+ * it still holds our lockId).  A definition whose
  * hash differs from the current version's adds version v<max+1>; the
  * schema registry keeps every short key stable and burns removed ones.
  */

@@ -71,7 +71,9 @@ const schema *db_current_schema(s3db_resource *res);
 void event_bus_init(event_bus *bus);
 void event_bus_destroy(event_bus *bus);
 /* Calls every listener; returns the first non-OK code of a before-event
- * listener (the operation is then cancelled), else S3DB_OK. */
+ * listener (the operation is then cancelled), else S3DB_OK.  When the
+ * listener table cannot be copied (out of memory) a before-event returns
+ * S3DB_ERR_NOMEM rather than skip its listeners. */
 s3db_code event_emit(s3db *db, s3db_event_type type, const char *resource, const char *id,
                      json_object *old_record, json_object *new_record, const s3db_ctx *ctx,
                      s3db_code result, double duration_ms);

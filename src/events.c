@@ -87,9 +87,11 @@ s3db_code event_emit(s3db *db, s3db_event_type type, const char *resource, const
 	listener *copy = n ? malloc(n * sizeof *copy) : NULL;
 	if (copy)
 		memcpy(copy, bus->items, n * sizeof *copy);
-	else
-		n = 0;
 	pthread_rwlock_unlock(&bus->lock);
+	if (n && !copy) {
+		/* a before-listener may be a guard: never skip it silently */
+		return is_before(type) ? S3DB_ERR_NOMEM : S3DB_OK;
+	}
 	s3db_event ev = {
 		.type = type, .resource = resource, .id = id,
 		.old_record = old_record, .new_record = new_record,

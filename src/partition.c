@@ -8,7 +8,13 @@
  * first, lower case before upper case on ties); values pass the
  * partition's rule (maxlength:N truncates, "date" rules keep the day)
  * and are written as JavaScript's String() writes them.  Values holding
- * '/' cannot be stored faithfully and are refused by the caller.
+ * '/' cannot be stored faithfully: partition_keys refuses them
+ * (S3DB_ERR_VALIDATION).
+ *
+ * Listing by values: a listing's `values` object is keyed by field name,
+ * dots included ({"profile.country": "BR"}); partition_prefix puts the
+ * leading run of given fields in the prefix and partition_segments gives
+ * the "f=v" segments to filter the rest with, rules applied to both.
  */
 #include <ctype.h>
 #include <math.h>

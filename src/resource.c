@@ -3,12 +3,23 @@
  * delete, their bulk forms, listing, counting, paging, queries and binary
  * content.
  *
- * Requests per operation (what bench/ measures):
+ * Requests per operation (what bench/ measures; tests/t_database.c
+ * checks them):
  *   insert   1 PUT (If-None-Match: *) + 1 PUT per partition reference
  *   get      1 HEAD, + 1 GET when the object has a body
- *   update   get + 1 PUT (If-Match: the ETag read) + reference changes
- *   delete   get + 1 DELETE + 1 DeleteObjects for the references
- *   listIds  ceil(N / 1000) LIST
+ *   update   get + 1 PUT (If-Match: the ETag read) + 1 PUT per reference
+ *            + 1 DeleteObjects when references moved
+ *   delete   get + 1 DELETE + 1 DeleteObjects when it has references
+ *   listIds  ceil(N / 1000) LIST; count likewise
+ *   list     listIds + a get per record, `parallelism` at a time
+ *
+ * What callers and listeners see of a written record (insert's and
+ * update's *out, the new_record of their events) is the encoded object
+ * decoded again — the record exactly as get() will return it — while
+ * partition references are computed from the validated record (§2.5).
+ * A before-listener's refusal is returned with a message naming the
+ * event.  Listings list ids in key order, each once (duplicated
+ * references are folded).
  *
  * Invariants:
  *  - nothing is written before the record validates and encodes;

@@ -35,6 +35,7 @@
 
 #include "db.h"
 #include "schema.h"
+#include "secret.h"
 #include "store.h"
 #include "testlib.h"
 #include "util.h"
@@ -658,8 +659,13 @@ DB_CASE(secrets_are_stored_encrypted_and_need_the_passphrase)
 	store_object_free(&o);
 	EXPECT_FIELD(t, get(t, r, "s1"), "pin", "\"hunter2-plaintext\"");
 
-	/* the same passphrase in another handle reads it */
+	/* derived keys are cached while a database is open, wiped with the last */
+	ATF_CHECK(secret_cache_count() > 0);
 	s3db_close(t->db);
+	t->db = NULL;
+	ATF_CHECK_EQ(0, secret_cache_count());
+
+	/* the same passphrase in another handle reads it */
 	t->db = open_db(t, &opts);
 	r = s3db_resource_find(t->db, "vault");
 	EXPECT_FIELD(t, get(t, r, "s1"), "pin", "\"hunter2-plaintext\"");
