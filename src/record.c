@@ -437,11 +437,16 @@ static s3db_code place_all_in_metadata(const schema *s, field_list *l, record_en
 	return store_meta_set(&out->meta, "_v", s->version) ? S3DB_ERR_NOMEM : S3DB_OK;
 }
 
+/* s3db.js's size(M) of the mapped object (§3.12): key bytes + value
+ * bytes, keys as they are after the rename to short keys (unknown paths
+ * keep their unsanitised name), plus _v. */
 static size_t estimate_total(const schema *s, field_list *l)
 {
 	size_t t = 2 + strlen(s->version);
-	for (size_t i = 0; i < l->count; i++)
-		t += strlen(l->items[i].path) + l->items[i].est;
+	for (size_t i = 0; i < l->count; i++) {
+		const field *f = &l->items[i];
+		t += strlen(f->a && f->a->short_key ? f->a->short_key : f->path) + f->est;
+	}
 	return t;
 }
 
@@ -1003,8 +1008,18 @@ static json_object *decode_fixed_batch(const char *s)
 
 static json_object *decode_array(const attr *a, const char *s)
 {
-	if (s[0] == '[')
-		return json_or_string(s);
+	if (s[0] == '[') {
+		/* JSON text (arrays written by other paths, §4.3); an item list
+		 * whose first item merely starts with '[' is split below */
+		json_object *o = NULL;
+		if (s3db_json_parse(s, strlen(s), &o, NULL) == S3DB_OK &&
+		    json_object_is_type(o, json_type_array))
+			return o;
+		json_object_put(o);
+		if (a->item_kind != KIND_STRING && a->item_kind != KIND_NUMBER &&
+		    a->item_kind != KIND_INTEGER)
+			return json_object_new_string(s);
+	}
 	if (s3db_str_starts(s, "^[") && s3db_str_ends(s, "]"))
 		return decode_fixed_batch(s);
 	if (a->item_kind == KIND_NUMBER || a->item_kind == KIND_INTEGER)

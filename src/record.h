@@ -48,7 +48,10 @@ s3db_code record_encode(const schema *s, json_object *data, const char *id,
  *               object's _v version, see record_object_version)
  *   v74:        1 when the bucket was last written by s3db.js 7.4.1+
  *               (v7 non-ASCII values are unprefixed base64)
- * The record's keys come in schema order, "id" first. */
+ * The record's keys come in schema order, "id" first.  For v7 objects
+ * whose short keys collide after S3's case folding (B.4) and that no body
+ * settles, the affected paths are left out and listed in a trailing
+ * "$ambiguous" array (a '$' key: never written back). */
 s3db_code record_decode(const schema *s, const store_object *obj, const char *id,
                         const char *passphrase, int v74, json_object **out,
                         s3db_error *err);

@@ -804,36 +804,50 @@ static void strv_uniq(strv *v)
 		v->items[w] = NULL;
 }
 
+/* Where a listing looks: the full-key prefix (ending in '/') of the
+ * resource's records or of a partition, and, when the partition values
+ * could not all go into the prefix, the "f=v" segments keys must also
+ * hold (*segments NULL otherwise).  *matchable is 0 when no key can match
+ * (a null value).  The caller frees *prefix and *segments. */
+static s3db_code listing_prefix(s3db_resource *res, const schema *s, const s3db_list_opts *opts,
+                                char **prefix, char ***segments, int *matchable,
+                                s3db_error *err)
+{
+	int exact = 1;
+	*prefix = NULL;
+	*segments = NULL;
+	*matchable = 1;
+	if (opts && opts->partition) {
+		s3db_code rc = partition_prefix(res->db, s, opts->partition, opts->partition_values,
+		                                prefix, &exact, err);
+		if (rc == S3DB_OK && !exact)
+			rc = partition_segments(s, opts->partition, opts->partition_values, segments,
+			                        matchable, err);
+		if (rc != S3DB_OK) {
+			free(*prefix);
+			*prefix = NULL;
+		}
+		return rc;
+	}
+	*prefix = db_key(res->db, "resource=%s/data/", res->name);
+	if (*prefix && !s3db_str_ends(*prefix, "/")) {
+		char *p = s3db_asprintf("%s/", *prefix);
+		free(*prefix);
+		*prefix = p;
+	}
+	return *prefix ? S3DB_OK : s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+}
+
 static s3db_code collect_ids(s3db_resource *res, const schema *s, const s3db_list_opts *opts,
                              strv *ids, s3db_error *err)
 {
 	char *prefix = NULL;
-	int exact = 1, matchable = 1;
-	s3db_code rc;
+	int matchable = 1;
 	id_collect c = { .segments = NULL };
 	strv_init(&c.ids);
-	if (opts && opts->partition) {
-		rc = partition_prefix(res->db, s, opts->partition, opts->partition_values, &prefix, &exact,
-		                      err);
-		if (rc == S3DB_OK && !exact)
-			rc = partition_segments(s, opts->partition, opts->partition_values, &c.segments,
-			                        &matchable, err);
-		if (rc != S3DB_OK) {
-			free(prefix);
-			return rc;
-		}
-	} else {
-		prefix = db_key(res->db, "resource=%s/data/", res->name);
-		if (prefix && !s3db_str_ends(prefix, "/")) {
-			char *p = s3db_asprintf("%s/", prefix);
-			free(prefix);
-			prefix = p;
-		}
-	}
-	if (!prefix) {
-		s3db_free_strv(c.segments);
-		return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
-	}
+	s3db_code rc = listing_prefix(res, s, opts, &prefix, &c.segments, &matchable, err);
+	if (rc != S3DB_OK)
+		return rc;
 	c.prefix_len = strlen(prefix);
 	rc = matchable ? store_list_all(res->db->store, prefix, collect_id, &c, err) : S3DB_OK;
 	free(prefix);
@@ -1108,7 +1122,7 @@ s3db_code resource_get_meta(s3db_resource *res, const char *id, const s3db_ctx *
 		s3db_error_prefix(err, "%s", res->name);
 	if (rc != S3DB_OK)
 		return rc;
-	rc = event_emit(res->db, S3DB_EV_BEFORE_GET, res->name, id, NULL, NULL, ctx, S3DB_OK, 0);
+	rc = emit_before(res, S3DB_EV_BEFORE_GET, id, NULL, NULL, ctx, err);
 	store_object obj;
 	store_object_init(&obj);
 	if (rc == S3DB_OK)
@@ -1145,7 +1159,7 @@ typedef struct entry_walk {
 	resource_entry_fn fn;
 	void *ud;
 	size_t prefix_len;
-	json_object *values;
+	char **segments;          /* partition: "f=v" segments to match */
 } entry_walk;
 
 static int walk_entry(void *ud, const store_entry *e)
@@ -1156,18 +1170,9 @@ static int walk_entry(void *ud, const store_entry *e)
 	idp = idp ? idp + 1 : rest;
 	if (!s3db_str_starts(idp, "id=") || !idp[3])
 		return 0;
-	if (w->values) {
-		json_object_object_foreach(w->values, f, v) {
-			(void)v;
-			char *want = partition_value(w->values, f, NULL);
-			char *seg = want ? s3db_asprintf("%s=%s", f, want) : NULL;
-			int ok = seg && has_segment(rest, seg);
-			free(seg);
-			free(want);
-			if (!ok)
-				return 0;
-		}
-	}
+	for (size_t i = 0; w->segments && w->segments[i]; i++)
+		if (!has_segment(rest, w->segments[i]))
+			return 0;
 	return w->fn(w->ud, idp + 3, e);
 }
 
@@ -1179,28 +1184,16 @@ s3db_code resource_list_entries(s3db_resource *res, const s3db_list_opts *opts,
 	if (rc != S3DB_OK)
 		return rc;
 	char *prefix = NULL;
-	int exact = 1;
+	int matchable = 1;
 	entry_walk w = { .fn = fn, .ud = ud };
-	if (opts && opts->partition) {
-		rc = partition_prefix(res->db, s, opts->partition, opts->partition_values, &prefix,
-		                      &exact, err);
-		if (rc != S3DB_OK)
-			return rc;
-		if (!exact)
-			w.values = opts->partition_values;
-	} else {
-		prefix = db_key(res->db, "resource=%s/data/", res->name);
-		if (prefix && !s3db_str_ends(prefix, "/")) {
-			char *p = s3db_asprintf("%s/", prefix);
-			free(prefix);
-			prefix = p;
-		}
-	}
-	if (!prefix)
-		return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	rc = listing_prefix(res, s, opts, &prefix, &w.segments, &matchable, err);
+	if (rc != S3DB_OK)
+		return rc;
 	w.prefix_len = strlen(prefix);
-	rc = store_list_all(res->db->store, prefix, walk_entry, &w, err);
+	if (matchable)
+		rc = store_list_all(res->db->store, prefix, walk_entry, &w, err);
 	free(prefix);
+	s3db_free_strv(w.segments);
 	return rc;
 }
 

@@ -449,6 +449,12 @@ s3db_code s3db_json_parse(const char *text, size_t len, json_object **out, s3db_
 	json_object *obj = json_tokener_parse_ex(tok, text, (int)len);
 	enum json_tokener_error jerr = json_tokener_get_error(tok);
 	size_t consumed = json_tokener_get_parse_end(tok);
+	if (jerr == json_tokener_continue && len > 0) {
+		/* a bare number waits for a terminator: end the input */
+		obj = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+		consumed = len;
+	}
 	if (jerr == json_tokener_success) {
 		/* only white space may follow the value */
 		for (size_t i = consumed; i < len; i++) {

@@ -545,6 +545,49 @@ DB_CASE(a_changed_definition_makes_v2_keeps_v1_and_burns_removed_attributes)
 	EXPECT_JSON(get(t, r, "old"), "{\"id\":\"old\",\"a\":\"alpha\",\"c\":3.5}");
 }
 
+#define LOCK_REL "plugin=s3db-core/locks/namespace=metadata/s3db-metadata.json"
+
+typedef struct lock_thief {
+	dbt *t;
+	int armed;
+	int stolen;
+} lock_thief;
+
+/* Request hook: right after the catalogue is written (while the library
+ * holds the lock) another writer "takes over" the lock object. */
+static void steal_lock(void *ud, const s3db_request_info *info)
+{
+	lock_thief *th = ud;
+	if (!th->armed || info->command != S3DB_CMD_PUT_OBJECT || !s3db_str_ends(info->key, "s3db.json"))
+		return;
+	th->armed = 0; /* the put below reports to this hook too */
+	store_meta none;
+	store_meta_init(&none);
+	const char *body = "{\"lockId\":\"lock-someone-else\",\"expiresAt\":99999999999999}";
+	store_put_opts opts = { .content_type = "application/json" };
+	th->stolen = store_put(th->t->db->store, full(th->t, LOCK_REL), &none, body, strlen(body),
+	                       &opts, NULL, NULL) == S3DB_OK;
+}
+
+DB_CASE(the_catalogue_lock_is_taken_over_when_expired_and_released_only_if_ours)
+{
+	/* an expired lock left by a crashed writer does not block */
+	raw_put(t, LOCK_REL, "{\"lockId\":\"lock-crashed\",\"expiresAt\":1000}", "application/json");
+	define(t, "users", "{\"attributes\":{\"name\":\"string\"}}");
+	EXPECT_KEYS(t, "plugin=", "");
+	/* a lock that another writer holds when we release is left alone */
+	lock_thief th = { .t = t, .armed = 1 };
+	s3db_set_request_hook(t->db, steal_lock, &th);
+	define(t, "posts", "{\"attributes\":{\"title\":\"string\"}}");
+	s3db_set_request_hook(t->db, NULL, NULL);
+	ATF_REQUIRE(th.stolen);
+	store_object o;
+	raw_get(t, LOCK_REL, &o);
+	ATF_CHECK(strstr((const char *)o.body, "lock-someone-else") != NULL);
+	store_object_free(&o);
+	EXPECT_FIELD(t, catalogue(t), "resources.posts.currentVersion", "\"v1\"");
+}
+
 /* ---- every type ---------------------------------------------------------- */
 
 static const char *every_type_definition =
@@ -790,6 +833,10 @@ DB_CASE(hostile_ids_are_refused_and_nothing_is_written)
 	json_object *results = NULL;
 	ATF_CHECK_EQ(S3DB_ERR_BAD_ID, s3db_insert_many(r, bulk, NULL, &results, &t->err));
 	keep(t, results);
+	ATF_REQUIRE(results && json_object_array_length(results) == 2);
+	EXPECT_JSON(json_object_array_get_idx(results, 0), "{\"id\":\"fine\",\"name\":\"a\"}");
+	EXPECT_FIELD(t, json_object_array_get_idx(results, 1), "id", "\"no/pe\"");
+	ATF_CHECK(s3db_json_get_string(json_object_array_get_idx(results, 1), "error") != NULL);
 	const char *del[] = { "a/b" };
 	ATF_CHECK_EQ(S3DB_ERR_BAD_ID, s3db_delete_many(r, del, 1, NULL, &t->err));
 	/* only the valid record of the bulk insert exists */
@@ -1199,9 +1246,6 @@ DB_CASE(enforce_limits_boundary_is_s3dbjs_estimate)
 	 * values, _v) must not exceed L = 2047 - size({_v, id}).  For one
 	 * attribute (short key "0"), _v "v1" and id "e1":
 	 * T = 4 + 1 + len <= 2047 - 4 - 4, so len <= 2034. */
-	atf_tc_expect_fail("record.c's estimate_total counts attribute names (\"text\", 4 bytes) "
-	                   "where s3db.js counts short keys (\"0\", 1 byte): the boundary is 3 "
-	                   "bytes early");
 	s3db_resource *r = define(t, "products", "{\"attributes\":{\"text\":\"string\"},"
 	                                         "\"behavior\":\"enforce-limits\"}");
 	const size_t fits = 2034;
@@ -1211,6 +1255,66 @@ DB_CASE(enforce_limits_boundary_is_s3dbjs_estimate)
 	             s3db_insert(r, big_record(t, "e2", fits + 1, 'x', NULL), NULL, NULL, &t->err));
 	EXPECT_SAME_RECORD(ok, get(t, r, "e1"));
 	EXPECT_KEYS(t, "resource=products/", "resource=products/data/id=e1");
+}
+
+DB_CASE(user_managed_boundary_is_s3dbjs_estimate)
+{
+	/* user-managed: the same T <= L as enforce-limits (len <= 2034 with
+	 * key "0", _v "v1", id "u1"); over it the record goes to the body */
+	s3db_resource *um = define(t, "um", "{\"attributes\":{\"text\":\"string\"}}");
+	CHECK_OK(s3db_insert(um, big_record(t, "u1", 2034, 'x', NULL), NULL, NULL, &t->err), &t->err);
+	CHECK_OK(s3db_insert(um, big_record(t, "u2", 2035, 'x', NULL), NULL, NULL, &t->err), &t->err);
+	store_object o;
+	raw_get(t, "resource=um/data/id=u1", &o);
+	ATF_CHECK_EQ(0, o.body_len);
+	ATF_CHECK_EQ(2034, strlen(store_meta_get(&o.meta, "0") ? store_meta_get(&o.meta, "0") : ""));
+	store_object_free(&o);
+	raw_get(t, "resource=um/data/id=u2", &o);
+	ATF_CHECK(o.body_len > 2035);
+	ATF_CHECK(store_meta_get(&o.meta, "0") == NULL);
+	store_object_free(&o);
+	EXPECT_SAME_RECORD(big_record(t, "u1", 2034, 'x', NULL), get(t, um, "u1"));
+	EXPECT_SAME_RECORD(big_record(t, "u2", 2035, 'x', NULL), get(t, um, "u2"));
+	/* non-ASCII text fits s3db.js's estimate (1,600 UTF-8 bytes) but not
+	 * once header-encoded: it must still never exceed AWS's 2 KB */
+	sbuf accents;
+	sbuf_init(&accents);
+	for (int i = 0; i < 800; i++)
+		sbuf_puts(&accents, "\xc3\xa9");
+	json_object *u3 = keep(t, json_object_new_object());
+	json_object_object_add(u3, "id", json_object_new_string("u3"));
+	json_object_object_add(u3, "text", json_object_new_string(accents.data));
+	sbuf_free(&accents);
+	CHECK_OK(s3db_insert(um, u3, NULL, NULL, &t->err), &t->err);
+	raw_get(t, "resource=um/data/id=u3", &o);
+	ATF_CHECK_MSG(store_meta_size(&o.meta) <= 2048, "%zu bytes of metadata",
+	              store_meta_size(&o.meta));
+	store_object_free(&o);
+	EXPECT_SAME_RECORD(u3, get(t, um, "u3"));
+}
+
+DB_CASE(body_overflow_boundary_is_s3dbjs_estimate)
+{
+	/* body-overflow (§3.13): value sizes only, starting from |v1| = 2:
+	 * a field stays while 2 + len <= L = 2039, so len <= 2037 (real
+	 * headers: 1 + 2037 + 4 = 2042 bytes, within AWS's 2048) */
+	atf_tc_expect_fail("record.c's encode_body_overflow guards the real header size counting "
+	                   "_overflow:true (13 bytes) even when nothing overflows, so fields of "
+	                   "2030..2037 bytes are split where s3db.js keeps them in metadata");
+	store_object o;
+	s3db_resource *bo = define(t, "bo", "{\"attributes\":{\"text\":\"string\"},"
+	                                    "\"behavior\":\"body-overflow\"}");
+	CHECK_OK(s3db_insert(bo, big_record(t, "b1", 2037, 'x', NULL), NULL, NULL, &t->err), &t->err);
+	CHECK_OK(s3db_insert(bo, big_record(t, "b2", 2038, 'x', NULL), NULL, NULL, &t->err), &t->err);
+	raw_get(t, "resource=bo/data/id=b1", &o);
+	ATF_CHECK_EQ_MSG(0, o.body_len, "b1 (2037 bytes) was split: body %zu bytes", o.body_len);
+	ATF_CHECK(store_meta_get(&o.meta, "_overflow") == NULL);
+	store_object_free(&o);
+	raw_get(t, "resource=bo/data/id=b2", &o);
+	ATF_CHECK_STREQ("true", store_meta_get(&o.meta, "_overflow"));
+	store_object_free(&o);
+	EXPECT_SAME_RECORD(big_record(t, "b1", 2037, 'x', NULL), get(t, bo, "b1"));
+	EXPECT_SAME_RECORD(big_record(t, "b2", 2038, 'x', NULL), get(t, bo, "b2"));
 }
 
 DB_CASE(body_overflow_moves_big_fields_to_the_body)
@@ -1944,6 +2048,7 @@ ATF_TP_ADD_TCS(tp)
 	ADD_DB_CASE(tp, reopening_sees_the_defined_resources);
 	ADD_DB_CASE(tp, defining_the_same_definition_twice_keeps_v1);
 	ADD_DB_CASE(tp, a_changed_definition_makes_v2_keeps_v1_and_burns_removed_attributes);
+	ADD_DB_CASE(tp, the_catalogue_lock_is_taken_over_when_expired_and_released_only_if_ours);
 	ADD_DB_CASE(tp, every_type_round_trips);
 	ADD_DB_CASE(tp, secrets_are_stored_encrypted_and_need_the_passphrase);
 	ADD_DB_CASE(tp, timestamps_keep_created_at_and_refresh_updated_at);
@@ -1960,6 +2065,8 @@ ATF_TP_ADD_TCS(tp)
 	ADD_DB_CASE(tp, partition_values_with_a_slash_are_refused);
 	ADD_DB_CASE(tp, enforce_limits_refuses_over_the_limit_and_writes_nothing);
 	ADD_DB_CASE(tp, enforce_limits_boundary_is_s3dbjs_estimate);
+	ADD_DB_CASE(tp, user_managed_boundary_is_s3dbjs_estimate);
+	ADD_DB_CASE(tp, body_overflow_boundary_is_s3dbjs_estimate);
 	ADD_DB_CASE(tp, body_overflow_moves_big_fields_to_the_body);
 	ADD_DB_CASE(tp, body_only_keeps_every_field_in_the_body);
 	ADD_DB_CASE(tp, truncate_data_cuts_and_marks_truncated);

@@ -48,6 +48,22 @@ ATF_TC_BODY(parse_reports_line_and_column_of_bad_json, tc)
 	ATF_CHECK_EQ(s3db_json_parse(trailing, strlen(trailing), &o, &err), S3DB_ERR_INVALID_JSON);
 	const char *empty = "";
 	ATF_CHECK_EQ(s3db_json_parse(empty, 0, &o, &err), S3DB_ERR_INVALID_JSON);
+	const char *cut = "{\"a\": [1, 2";
+	ATF_CHECK_EQ(s3db_json_parse(cut, strlen(cut), &o, &err), S3DB_ERR_INVALID_JSON);
+}
+
+ATF_TC_WITHOUT_HEAD(parse_accepts_bare_scalars);
+ATF_TC_BODY(parse_accepts_bare_scalars, tc)
+{
+	json_object *o = NULL;
+	s3db_error err;
+	ATF_REQUIRE_EQ(s3db_json_parse("9.99", 4, &o, &err), S3DB_OK);
+	ATF_CHECK(json_object_get_double(o) == 9.99);
+	json_object_put(o);
+	ATF_REQUIRE_EQ(s3db_json_parse("42\n", 3, &o, &err), S3DB_OK);
+	ATF_CHECK_EQ(json_object_get_int64(o), 42);
+	json_object_put(o);
+	ATF_CHECK_EQ(s3db_json_parse("4x", 2, &o, &err), S3DB_ERR_INVALID_JSON);
 }
 
 ATF_TC_WITHOUT_HEAD(iso8601_round_trips_as_javascript_writes_it);
@@ -113,6 +129,7 @@ ATF_TP_ADD_TCS(tp)
 	ATF_TP_ADD_TC(tp, stringify_is_byte_identical_to_json_stringify);
 	ATF_TP_ADD_TC(tp, pretty_output_matches_stringify_with_two_spaces);
 	ATF_TP_ADD_TC(tp, parse_reports_line_and_column_of_bad_json);
+	ATF_TP_ADD_TC(tp, parse_accepts_bare_scalars);
 	ATF_TP_ADD_TC(tp, iso8601_round_trips_as_javascript_writes_it);
 	ATF_TP_ADD_TC(tp, http_dates_parse_to_epoch_ms);
 	ATF_TP_ADD_TC(tp, utf8_validation_refuses_overlongs_surrogates_and_nul);
