@@ -677,12 +677,19 @@ static s3db_code open_store(s3db *db, const char *connstr, s3db_error *err)
 	return rc;
 }
 
+/* The store's hook: calls the database's hook, if any.  The pair (hook,
+ * userdata) is read under the read lock so a hook is never called with
+ * another hook's userdata while s3db_set_request_hook runs; the call
+ * itself is made without the lock (a hook may use the database). */
 static void request_hook_forward(void *ud, const s3db_request_info *info)
 {
 	s3db *db = ud;
+	pthread_rwlock_rdlock(&db->lock);
 	s3db_request_hook hook = db->hook;
+	void *userdata = db->hook_userdata;
+	pthread_rwlock_unlock(&db->lock);
 	if (hook)
-		hook(db->hook_userdata, info);
+		hook(userdata, info);
 }
 
 /* Handles opened and not yet closed.  When the last one closes, the
@@ -796,8 +803,10 @@ char *s3db_describe(const s3db *db)
 
 void s3db_set_request_hook(s3db *db, s3db_request_hook hook, void *userdata)
 {
+	pthread_rwlock_wrlock(&db->lock);
 	db->hook_userdata = userdata;
 	db->hook = hook;
+	pthread_rwlock_unlock(&db->lock);
 }
 
 s3db_code s3db_resource_names(s3db *db, char ***names, s3db_error *err)

@@ -3,8 +3,9 @@
  * close, catalogue), resource.c (record operations), partition.c,
  * events.c, ids.c and pool.c.
  *
- * Locking: `lock` guards the catalogue (s3db.json as JSON) and the
- * resource table.  Compiled schemas are immutable and never freed before
+ * Locking: `lock` guards the catalogue (s3db.json as JSON), the
+ * resource table and the request hook pair (hook, hook_userdata); no
+ * storage request is made while it is held.  Compiled schemas are immutable and never freed before
  * the database closes (a definition change adds a new one and moves
  * res->current), so an operation reads res->current once, under the read
  * lock, and then uses it without locks.

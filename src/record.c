@@ -519,13 +519,18 @@ static s3db_code encode_body_overflow(const schema *s, field_list *l, const char
 	}
 	/* s3db.js's estimate ignores keys and escaping; make the real headers
 	 * fit by moving the largest remaining fields too */
-	size_t real = 2 + strlen(s->version) + strlen("_overflow") + 4;
+	const size_t flag = strlen("_overflow") + 4; /* counted once a field moves */
+	size_t real = 2 + strlen(s->version) + (spill ? flag : 0);
 	for (size_t i = 0; i < l->count; i++)
 		if (!l->items[i].to_body)
 			real += header_size(&l->items[i]);
 	for (size_t k = l->count; k-- > 0 && real > RECORD_METADATA_LIMIT;) {
 		field *f = &l->items[idx[k]];
 		if (!f->to_body) {
+			if (!spill) {
+				spill = 1;
+				real += flag;
+			}
 			f->to_body = 1;
 			real -= header_size(f);
 		}

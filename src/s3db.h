@@ -155,7 +155,8 @@ typedef struct s3db_options {
 	int parallelism;             /* requests in flight; default 16        */
 	int timeout_ms;              /* per request; default 30000            */
 	int max_retries;             /* default 5                             */
-	int create_if_missing;       /* write s3db.json when absent (default 1)*/
+	int create_if_missing;       /* 0 (default): write s3db.json when it is
+	                                absent; negative: fail with NOT_FOUND   */
 } s3db_options;
 
 /* Opens the database named by a connection string:
@@ -272,7 +273,8 @@ s3db_code s3db_get_content(s3db_resource *res, const char *id, void **data, size
 /* ---- ids -------------------------------------------------------------- */
 
 /* Checks that id can be a record id: non-empty, at most 1024 bytes, valid
- * UTF-8, no '/', '\\', '=', '%', NUL or control characters, not "." or "..". */
+ * UTF-8, no '/', '\\', '=', '%', NUL or control characters, not "." or "..",
+ * at most 512 bytes (so whole keys stay within S3's 1,024). */
 s3db_code s3db_id_check(const char *id, s3db_error *err);
 
 #ifdef __cplusplus

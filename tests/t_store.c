@@ -1300,7 +1300,8 @@ FILE_CASE(interrupted_write_leaves_no_visible_object)
 	const char *ghosts[] = { "ddir", "dlone" };
 	for (int i = 0; i < 2; i++) {
 		char ghost[PATH_MAX], tmp[PATH_MAX + 32];
-		snprintf(ghost, sizeof ghost, "%s/fghost", find_below(c->dir, ghosts[i]));
+		if (snprintf(ghost, sizeof ghost, "%s/fghost", find_below(c->dir, ghosts[i])) >= (int)sizeof ghost)
+			atf_tc_fail("path too long");
 		snprintf(tmp, sizeof tmp, "%s/.t-99999-%d-0", find_below(c->dir, ghosts[i]), i);
 		ATF_REQUIRE_MSG(rename(ghost, tmp) == 0, "rename %s: %s", ghost, strerror(errno));
 	}
