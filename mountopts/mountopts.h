@@ -23,8 +23,8 @@
  * Secrets (the connection string's secret key, the passphrase) live in
  * fields marked "secret" below; they are never logged nor put in messages.
  *
- * Logging: the daemon (src/s3dbfs.c) implements s3dbfs_log(); this module
- * only calls it.
+ * Messages (warnings about unknown plugin options, the watcher's news) go
+ * to the project's log (log.h); errors are returned in an s3db_error.
  */
 #ifndef S3DBFS_MOUNTOPTS_H
 #define S3DBFS_MOUNTOPTS_H
@@ -32,17 +32,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <json-c/json.h>
+#include "log.h"
 #include "s3db.h"
 #include "util.h"
-
-/* ---- logging (implemented by the program, src/s3dbfs.c) ------------------ */
-
-/* Logs one line at a syslog priority (LOG_ERR ... LOG_DEBUG) when the
- * current level lets it through: stderr in the foreground, syslog as a
- * daemon.  Never pass a secret. */
-void s3dbfs_log(int priority, const char *fmt, ...) S3DB_PRINTF(2, 3);
-/* Sets the level (a syslog priority); takes effect at once. */
-void s3dbfs_log_set_level(int priority);
 
 /* ---- the options ------------------------------------------------------------ */
 
@@ -96,7 +88,7 @@ typedef struct mopt {
 	char *config_name;       /* the path as the user wrote it (messages) */
 	int allow_other, ro;
 	int max_threads;
-	int log_level;           /* syslog priority                          */
+	int log_level;           /* a log_level (log.h)                      */
 
 	mopt_plugin *plugins;    /* config "plugins" then -o plugin= entries */
 	size_t nplugins;
@@ -152,7 +144,8 @@ s3db_code mopt_check(const mopt *o, s3db_error *err);
 typedef struct mopt_change {
 	mopt_key key;
 	const char *name;        /* "record_ttl", "connectionString", "plugins[0]" */
-	char from[96], to[96];   /* printable values; "(changed)" for secrets */
+	char from[96], to[96];   /* printable values; for secrets from is ""
+	                            and to "changed"                      */
 	int live;                /* can be applied without remounting        */
 } mopt_change;
 
@@ -162,13 +155,50 @@ typedef void (*mopt_change_fn)(void *ud, const mopt_change *change);
  * removed plugins are not).  Returns the number of differences. */
 size_t mopt_diff(const mopt *a, const mopt *b, mopt_change_fn fn, void *ud);
 
-/* Name of a syslog priority ("error", "warning", "notice", "info",
- * "debug"); and the reverse (-1 when unknown). */
-const char *mopt_log_level_name(int priority);
-int mopt_log_level_parse(const char *name);
-
 /* The help text of the options (for --help). */
 const char *mopt_help(void);
+
+/* ---- the table (for config.c and the tests) --------------------------------- */
+
+typedef enum mopt_type {
+	MT_UID, MT_GID,          /* number, or a user / group name          */
+	MT_MODE,                 /* octal text "022"                        */
+	MT_SECONDS,              /* number >= 0                             */
+	MT_COUNT, MT_POSITIVE,   /* whole number >= 0 / >= 1, up to max     */
+	MT_PATH,                 /* made absolute                           */
+	MT_FLAG,                 /* -o name; JSON true/false                */
+	MT_LOGLEVEL,             /* error|warn|info|debug (log.h)           */
+	MT_PLUGIN,               /* a plugin name or .so path, appended     */
+	MT_SECRET                /* a string never printed                  */
+} mopt_type;
+
+typedef struct mopt_desc {
+	mopt_key key;
+	const char *name;        /* "-o name=" and the config's key          */
+	mopt_type type;
+	size_t offset;           /* of the field in struct mopt              */
+	int live;                /* a change applies without remounting      */
+	int max;                 /* MT_COUNT / MT_POSITIVE upper bound       */
+	const char *help;        /* NULL: not an -o option                   */
+} mopt_desc;
+
+extern const mopt_desc mopt_table[];
+extern const size_t mopt_table_len;
+/* The row named name / of key; NULL when none. */
+const mopt_desc *mopt_desc_find(const char *name);
+const mopt_desc *mopt_desc_of(mopt_key key);
+
+/* Sets one option from a JSON value (the config file's "mount" object):
+ * the JSON type must fit the option ("must be a number", "must be true or
+ * false", ...).  Relative paths are resolved against dir.  `where`
+ * prefixes messages ("config.json: mount.record_ttl"). */
+s3db_code mopt_set_json(mopt *o, const char *name, json_object *v, const char *dir,
+                        const char *where, s3db_error *err);
+/* Appends a plugin given as text: one of the seven names, or the path of
+ * a shared object (relative to dir; it must exist).  origin is stored
+ * with the entry. */
+s3db_code mopt_add_plugin_text(mopt *o, const char *value, const char *origin, const char *dir,
+                               const char *where, s3db_error *err);
 
 /* ---- secrets in connection strings ------------------------------------------ */
 
@@ -216,8 +246,8 @@ typedef void (*mopt_reload_fn)(void *ud);
 
 /* Watches the directory of `path` (editors replace files by rename, so
  * the inode is not enough) with inotify, in a thread of its own.  Events
- * about the file are debounced (200 ms of quiet) and a reload happens only
- * when the bytes changed.  *out owns the watch (mopt_watch_stop). */
+ * about the file are debounced (acted on after 1 s of quiet) and a reload
+ * happens only when the bytes changed.  *out owns the watch (mopt_watch_stop). */
 s3db_code mopt_watch_start(const char *path, mopt_reload_fn fn, void *ud, mopt_watch **out,
                            s3db_error *err);
 /* Asks for a reload even without a change (SIGHUP); async-signal-safe. */

@@ -9,7 +9,7 @@ debs=(build-essential autoconf automake libtool pkg-config
       libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libjson-c-dev
       libinotifytools0-dev kyua atf-sh libatf-dev
       librabbitmq-dev libpq-dev zlib1g-dev
-      jq curl bc clang valgrind)
+      jq curl bc clang valgrind vim-tiny)
 
 missing=()
 for p in "${debs[@]}"; do

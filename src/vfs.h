@@ -16,6 +16,12 @@
  *   /<res>/<anything else>             scratch files: local only, never in
  *                                      S3; renaming one onto <id>.json
  *                                      commits it as that record
+ *   /<anything else>                   scratch files at the root, likewise
+ * A name <x>.json or <x>.bin whose x is not a valid id (s3db_id_check)
+ * is refused (-EINVAL on create or rename) rather than kept as a scratch
+ * file the user would take for a record.  The .partitions tree is
+ * read-only (-EROFS); a <f>=<v> directory exists for any value (empty
+ * when no record has it).  <id>.bin needs its record (-ENOENT).
  * Plugins add virtual files through vfs_add_virtual_file().
  *
  * Writes: a record file opened for writing is an in-memory buffer (the
@@ -23,7 +29,19 @@
  * store it (insert or replace) and return only after S3 accepted it.  A
  * refused write returns the errno (EINVAL invalid JSON or schema, EFBIG
  * over the limit, EACCES credentials, EIO storage) and appends the reason
- * to /.errors and the log; nothing in S3 changes.
+ * to /.errors and the log; nothing in S3 changes, and the refused text
+ * stays the file's content (readable, editable) until a write succeeds
+ * or the file is removed.  An empty (or blank) record file is never
+ * stored: it stays local, listed with size 0, S3 untouched (touch,
+ * truncate -s0 then write, editors that create then write).  A save that
+ * changes nothing writes nothing (one HEAD makes sure).
+ *
+ * Renames never lose a record: record -> record writes the target, then
+ * deletes the source; record -> scratch name (an editor's backup) hides
+ * the record and keeps it in S3 until that copy is removed (then the
+ * record is deleted) or a new file of the record's name is written
+ * (then that is the record's next version); unmounting meanwhile keeps
+ * the record.
  *
  * Every function returns 0 (or a byte count) on success and -errno on
  * failure, as FUSE wants.  Paths are absolute, '/'-separated, as FUSE
@@ -57,10 +75,14 @@ typedef struct vfs_options {
 	const char *cache_dir;    /* persistent cache; NULL: memory only     */
 	const char *scratch_dir;  /* where scratch files live; NULL: memory  */
 	size_t max_file_size;     /* largest record file accepted (16 MiB)   */
+	size_t cache_max_bytes;   /* rendered records kept in memory before
+	                             the least recently used go (256 MiB;
+	                             0: no limit)                            */
 } vfs_options;
 
 /* Fills o with the defaults (uid/gid of the caller, umask 022, ttls 1 s
- * attr/entry/negative, 5 s record, 5 s dir, prefetch 32). */
+ * attr/entry/negative, 5 s record, 5 s dir, prefetch 32, max_file_size
+ * 16 MiB, cache_max_bytes 256 MiB). */
 void vfs_options_default(vfs_options *o);
 
 /* Opens the tree over an open database (borrowed: it must outlive the
@@ -69,6 +91,12 @@ s3db_code vfs_open(s3db *db, const vfs_options *opts, vfs **out, s3db_error *err
 /* Stores every pending write, then frees everything.  Returns 0, or
  * -errno when a pending write could not be stored (it is in /.errors). */
 int vfs_close(vfs *v);
+/* Applies changed options while mounted: the TTLs, prefetch, uid, gid,
+ * umask, max_file_size and cache_max_bytes take effect at once (entries
+ * already cached are judged by the new TTLs); cache_dir and scratch_dir
+ * are kept until the next vfs_open.  Returns 0, or -EINVAL when opts is
+ * NULL. */
+int vfs_set_options(vfs *v, const vfs_options *opts);
 
 /* ---- reading the tree -------------------------------------------------- */
 
@@ -115,13 +143,28 @@ int vfs_rmdir(vfs *v, const char *path, const s3db_ctx *ctx);
  * scratch files and is a no-op (0) on records (tools like cp -p and
  * touch must not fail); documented in s3dbfs(8). */
 int vfs_utimens(vfs *v, const char *path, const struct timespec tv[2], const s3db_ctx *ctx);
-/* chmod, chown, links: -EPERM (documented). */
+/* chmod, chown, links: -EPERM (documented).  Exception: a chmod to the
+ * mode the entry already has, and a chown to its current owner (or -1),
+ * succeed and change nothing, so that cp -p, rsync, sed -i and vim, which
+ * copy modes onto their new files, do not fail. */
 int vfs_chmod(vfs *v, const char *path, mode_t mode);
 int vfs_chown(vfs *v, const char *path, uid_t uid, gid_t gid);
-/* Read-only extended attributes: user.s3db.etag, user.s3db.version,
- * user.s3db.key.  size 0 asks for the length. setxattr: -ENOTSUP. */
+/* Read-only extended attributes of records (<id>.json and <id>.bin):
+ * user.s3db.etag (the ETag as S3 gives it, quotes included),
+ * user.s3db.version (the schema version the object was written with,
+ * "v1"), user.s3db.key (the object's full key).  size 0 asks for the
+ * length; -ERANGE when size is too small; -ENODATA for other names. */
 int vfs_getxattr(vfs *v, const char *path, const char *name, char *value, size_t size);
 int vfs_listxattr(vfs *v, const char *path, char *list, size_t size);
+/* Extended attributes cannot be set or removed: -ENOTSUP (-ENOENT when
+ * the path does not exist). */
+int vfs_setxattr(vfs *v, const char *path, const char *name, const char *value,
+                 size_t size, int flags);
+int vfs_removexattr(vfs *v, const char *path, const char *name);
+/* 1 when the file's content is made when it is opened and may differ in
+ * size from what getattr said (/.status, /.errors, plugin files): the
+ * FUSE layer should open it with direct_io.  0 otherwise. */
+int vfs_direct_io(vfs *v, const char *path);
 
 /* ---- figures and errors ------------------------------------------------- */
 
@@ -129,6 +172,17 @@ int vfs_listxattr(vfs *v, const char *path, char *list, size_t size);
  * log: {"time","path","operation","errno","reason"}. */
 void vfs_record_error(vfs *v, const char *path, const char *operation, int err_no,
                       const char *reason);
+
+/* Request observers: the vfs owns the database's request hook (one hook
+ * per db; a hook installed before vfs_open is chained and restored by
+ * vfs_close).  Plugins that need every request (costs, metrics) add an
+ * observer instead of replacing the hook.  fn runs on the thread that
+ * made the request, for every request, so it must be quick and
+ * thread-safe.  Returns an id > 0 (for removal) or 0 when out of memory. */
+int vfs_add_request_observer(vfs *v, s3db_request_hook fn, void *userdata);
+void vfs_remove_request_observer(vfs *v, int id);
+/* Requests made since vfs_open, by command (S3DB_CMD_*). */
+void vfs_request_counts(vfs *v, uint64_t counts[S3DB_CMD__COUNT]);
 
 typedef struct vfs_cache_stats {
 	uint64_t hits, misses, revalidations, evictions;

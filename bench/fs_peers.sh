@@ -1,0 +1,637 @@
+#!/usr/bin/env bash
+# bench/fs_peers.sh [N...] — s3dbfs against the FUSE peers and against the
+# server's own limits, in one run, on one server.
+#
+# Starts s3rver behind the strict SigV4 front (tests/servers/servers.sh),
+# measures what that server can do at best (curl --aws-sigv4, no file
+# system), then runs the same small-record workload (the one of
+# ../shared/notes/peers.md) on each configuration:
+#
+#   local   a plain directory on local disk: the floor
+#   s3fs    s3fs-fuse (1.90), SigV4 through the front, path style
+#   rclone  rclone mount (1.60), type s3 provider Other, --vfs-cache-mode off
+#   s3dbfs  our daemon (build/normal/src/s3dbfs), a resource directory
+#           made with mkdir, records written as <id>.json
+#
+# The workload, per configuration, N and round (each on its own directory,
+# or for s3dbfs its own database prefix):
+#   create     N ~500-byte JSON records, one after another (a shell loop:
+#              printf > DIR/<id>.json; no process per file)
+#   (unmount, mount again: the next step starts with cold caches; local:
+#    sync + drop the page cache)
+#   ls-cold    ls -l DIR
+#   ls-warm    ls -l DIR again
+#   cat-all    cat every file (one cat process, files in turn)
+#   grep-r     grep -r -l a word that one record in ten holds
+#   rm-all     rm every file (rm unlinks them in turn)
+#   par-write  ls SRC | xargs -P 16 -I{} cp SRC/{} DIR/{} — N records copied
+#              by 16 concurrent writers from a local directory
+#   (then, untimed: the copies are counted and removed, the mount ends)
+# Each step prints its seconds and the S3 requests the front logged while
+# it ran, by command (plus how many answered with an error status).
+#
+# Server limits, measured first (curl through the front, same signing):
+#   sequential: LIMIT_SEQ (200) PutObject / HeadObject / GetObject /
+#               DeleteObject, one at a time on one connection -> ms each
+#   concurrent: LIMIT_PAR (1000) of each at PAR (32) in flight
+#               (curl --parallel) -> requests/s
+#   LIST:       ListObjectsV2 of a prefix holding 1,000 keys (median of 3)
+# Each s3dbfs step is then compared with the cost of the requests an ideal
+# client would make at those limits (the "limit" column):
+#   create     N sequential PUT               target <= 1.3x
+#   ls-cold    ceil(N/1000) LIST + N HEAD at 32 in flight   target <= 1.25x
+#   ls-warm    0 requests                     target 0 requests
+#   cat-all    N sequential GET               target <= 1.25x
+#   grep-r     N sequential GET               target <= 1.25x
+#   rm-all     N sequential DELETE            target <= 1.25x
+#   par-write  N PUT at the concurrent rate   target >= 70 % of that rate
+# and beside it the cost of the requests s3dbfs really made, priced the same
+# way (so "slow because of extra requests" and "slow between requests" can
+# be told apart).  Targets are printed, never enforced.
+#
+# Environment:
+#   N            record counts when no argument is given   ("1000 10000")
+#   ROUNDS       rounds per configuration and N; the report shows medians (1)
+#   CONFIGS      configurations to run, in order  ("local s3fs rclone s3dbfs")
+#   WRITERS      concurrent writers of par-write (16)
+#   PAR          requests in flight for the concurrent limits (32)
+#   LIMIT_SEQ    requests per sequential limit (200)
+#   LIMIT_PAR    requests per concurrent limit (1000; >= 1000 for the LIST)
+#   LIMITS       0 skips the server limits (1)
+#   S3DBFS       the daemon (build/normal/src/s3dbfs)
+#   S3DBFS_OPTS, S3FS_OPTS, RCLONE_OPTS   extra mount arguments
+#   FS_PEERS_DIR work directory (build/fs-peers): servers, mount points, logs,
+#                results-<time>.tsv and limits-<time>.txt
+#   KEEP_LOG     1 keeps the front's request log (it grows to ~100 MB at N=10000)
+#
+# Needs: bash 5, node and curl (servers.sh), s3fs, rclone, fusermount3, root
+# for the FUSE mounts and drop_caches.  Everything it makes stays under
+# FS_PEERS_DIR; on exit (also on failure or ^C) it unmounts what it mounted,
+# stops the daemons it started and the servers.  Figures only: the exit
+# status is 0 unless the set-up itself failed.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+if [ $# -gt 0 ]; then NS="$*"; else NS=${N:-1000 10000}; fi
+ROUNDS=${ROUNDS:-1}
+CONFIGS=${CONFIGS:-local s3fs rclone s3dbfs}
+WRITERS=${WRITERS:-16}
+PAR=${PAR:-32}
+LIMIT_SEQ=${LIMIT_SEQ:-200}
+LIMIT_PAR=${LIMIT_PAR:-1000}
+LIMITS=${LIMITS:-1}
+S3DBFS=${S3DBFS:-$top/build/normal/src/s3dbfs}
+S3DBFS_OPTS=${S3DBFS_OPTS:-}
+S3FS_OPTS=${S3FS_OPTS:-}
+RCLONE_OPTS=${RCLONE_OPTS:-}
+WORK=${FS_PEERS_DIR:-$top/build/fs-peers}
+KEEP_LOG=${KEEP_LOG:-0}
+WORD=needle
+
+for n in $NS; do
+	[[ $n =~ ^[1-9][0-9]*$ ]] || { echo "fs_peers.sh: N must be positive integers, not '$n'" >&2; exit 2; }
+done
+for c in $CONFIGS; do
+	case $c in local | s3fs | rclone | s3dbfs) ;;
+	*) echo "fs_peers.sh: unknown configuration '$c' (local s3fs rclone s3dbfs)" >&2; exit 2 ;;
+	esac
+done
+[ "$LIMIT_PAR" -ge 1000 ] || { echo "fs_peers.sh: LIMIT_PAR must be >= 1000 (the LIST needs 1,000 keys)" >&2; exit 2; }
+
+mkdir -p "$WORK"
+exec 9>"$WORK/lock"
+flock -n 9 || { echo "fs_peers.sh: another run holds $WORK/lock" >&2; exit 1; }
+
+stamp=$(date +%Y%m%d-%H%M%S)
+RESULTS=$WORK/results-$stamp.tsv
+LIMITS_OUT=$WORK/limits-$stamp.txt     # two measurements: at the start, at the end
+LOGS=$WORK/logs
+export S3DB_TEST_RUNDIR=$WORK/servers
+mkdir -p "$LOGS"
+
+say() { printf '%s\n' "$*"; }
+warn() { printf 'fs_peers.sh: %s\n' "$*" >&2; }
+
+# ---- clean-up: every mount, daemon and server this run started ------------
+
+DPID=""            # the FUSE daemon running now (one at a time)
+servers_up=0
+
+mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
+
+# unmount MNT: lazily when a plain unmount keeps failing (busy).
+unmount() {
+	local m=$1 i
+	for ((i = 0; i < 5; i++)); do
+		mounted "$m" || return 0
+		fusermount3 -u "$m" 2>/dev/null && return 0
+		sleep 1
+	done
+	mounted "$m" || return 0
+	warn "$m is busy: detaching it lazily (fusermount3 -uz)"
+	fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+}
+
+# stop_daemon: waits for the daemon to exit after its unmount (it may be
+# storing pending writes), then TERM, then KILL.
+stop_daemon() {
+	local pid=$DPID i
+	DPID=""
+	[ -n "$pid" ] || return 0
+	for ((i = 0; i < 600; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$pid" 2>/dev/null; then
+		warn "daemon $pid still running 60 s after its unmount: SIGTERM"
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$? c
+	trap - EXIT INT TERM
+	for c in s3fs rclone s3dbfs; do unmount "$WORK/mnt/$c"; done
+	stop_daemon
+	if [ "$servers_up" = 1 ]; then
+		bash "$top/tests/servers/servers.sh" stop >/dev/null 2>&1 || true
+		rm -rf "$S3DB_TEST_RUNDIR/s3rver-data"
+		[ "$KEEP_LOG" = 1 ] || rm -f "$S3DB_TEST_RUNDIR/front-requests.jsonl"
+	fi
+	rm -f "$WORK/passwd" "$WORK/rclone.conf" "$WORK/curl-auth"
+	rm -rf "$WORK/local" "$WORK/rclone-cache"
+	if grep -q " $WORK/" /proc/mounts; then
+		warn "a mount is left under $WORK:"; grep " $WORK/" /proc/mounts >&2
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# leftovers of a run that was killed hard
+for c in s3fs rclone s3dbfs; do unmount "$WORK/mnt/$c"; done
+
+# ---- what is available -----------------------------------------------------
+
+run_configs=""
+for c in $CONFIGS; do
+	case $c in
+	s3fs) command -v s3fs >/dev/null || { warn "s3fs not installed (apt-get install s3fs): skipped"; continue; } ;;
+	rclone) command -v rclone >/dev/null || { warn "rclone not installed (apt-get install rclone): skipped"; continue; } ;;
+	s3dbfs)
+		if [ ! -x "$S3DBFS" ]; then
+			warn "s3dbfs: $S3DBFS is not built yet (cd build/normal && make): s3dbfs skipped"
+			continue
+		fi ;;
+	esac
+	run_configs="$run_configs $c"
+done
+command -v fusermount3 >/dev/null || { warn "fusermount3 not found (apt-get install fuse3)"; exit 1; }
+
+# ---- the server --------------------------------------------------------------
+
+servers_up=1
+bash "$top/tests/servers/servers.sh" start >/dev/null 9>&-
+# shellcheck disable=SC1091
+. "$S3DB_TEST_RUNDIR/env"
+URL=$S3DB_TEST_S3_URL
+BUCKET=$S3DB_TEST_S3_BUCKET
+FRONT_LOG=$S3DB_TEST_FRONT_LOG
+
+# secrets in files (mode 0600), never in argv
+umask 077
+printf '%s:%s\n' "$S3DB_TEST_ACCESS_KEY" "$S3DB_TEST_SECRET_KEY" >"$WORK/passwd"
+printf 'user = "%s:%s"\n' "$S3DB_TEST_ACCESS_KEY" "$S3DB_TEST_SECRET_KEY" >"$WORK/curl-auth"
+cat >"$WORK/rclone.conf" <<EOF
+[front]
+type = s3
+provider = Other
+access_key_id = $S3DB_TEST_ACCESS_KEY
+secret_access_key = $S3DB_TEST_SECRET_KEY
+endpoint = $URL
+region = us-east-1
+force_path_style = true
+EOF
+umask 022
+
+# ---- records -------------------------------------------------------------------
+
+BIO="Sample profile text used by the s3dbfs benchmark so that each record is about five hundred bytes long."
+BIO="$BIO It carries plain words only, a few numbers like 42 and 7, and nothing a search for the special word would match."
+BIO="$BIO Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore."
+
+# make_records DIR N: N records u000001.json ... (~500 bytes each; every
+# tenth holds WORD), written one after another without forking.
+make_records() {
+	local d=$1 n=$2 i id tag
+	for ((i = 1; i <= n; i++)); do
+		printf -v id 'u%06d' "$i"
+		tag=plain
+		((i % 10 == 0)) && tag=$WORD
+		printf '{"id":"%s","name":"User %d","email":"user%d@example.com","city":"Lisbon","tags":["alpha","beta","%s"],"created":"2024-01-01T00:00:00Z","score":%d,"bio":"%s"}\n' \
+			"$id" "$i" "$i" "$tag" "$i" "$BIO" >"$d/$id.json"
+	done
+}
+
+# ---- request counting ------------------------------------------------------------
+
+now_us() { echo "${EPOCHREALTIME//[.,]/}"; }
+log_size() { stat -c %s "$FRONT_LOG"; }
+
+# count_requests FROM TO: the front's log entries between two byte offsets
+# -> "TOTAL<TAB>Cmd=n Cmd=n...<TAB>ERRORS" (ERRORS: entries with status
+# >= 400 or 0, as "Cmd:status=n"; "-" when none).
+count_requests() {
+	node - "$FRONT_LOG" "$1" "$2" <<'JS'
+const fs = require('fs');
+const [file, from, to] = [process.argv[2], +process.argv[3], +process.argv[4]];
+const len = to - from, buf = Buffer.alloc(len), fd = fs.openSync(file, 'r');
+let got = 0;
+while (got < len) { const r = fs.readSync(fd, buf, got, len - got, from + got); if (r <= 0) break; got += r; }
+const by = {}, err = {};
+let total = 0;
+for (const line of buf.toString('utf8', 0, got).split('\n')) {
+	if (!line) continue;
+	let e; try { e = JSON.parse(line); } catch { continue; }
+	total++;
+	by[e.command] = (by[e.command] || 0) + 1;
+	if (!(e.status >= 200 && e.status < 400)) { const k = `${e.command}:${e.status}`; err[k] = (err[k] || 0) + 1; }
+}
+const fmt = o => Object.keys(o).sort().map(k => `${k}=${o[k]}`).join(' ') || '-';
+console.log(`${total}\t${fmt(by)}\t${fmt(err)}`);
+JS
+}
+
+# step CFG N ROUND NAME CMD...: times CMD, counts the requests the front
+# logged meanwhile, prints one line and appends it to RESULTS.
+step() {
+	local cfg=$1 n=$2 r=$3 name=$4 o0 o1 t0 t1 rc=0 secs counts status total mix errs
+	shift 4
+	curl -s -o /dev/null -X DELETE "$URL/__control/log" || true  # keeps the front's memory small
+	o0=$(log_size)
+	t0=$(now_us)
+	"$@" || rc=$?
+	t1=$(now_us)
+	sleep 0.1           # the front logs a request just after answering it
+	o1=$(log_size)
+	secs=$(printf '%d.%06d' $(((t1 - t0) / 1000000)) $(((t1 - t0) % 1000000)))
+	counts=$(count_requests "$o0" "$o1")
+	status=ok
+	[ "$rc" = 0 ] || status="FAILED(exit $rc)"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$cfg" "$r" "$name" "$secs" "$counts" "$status" >>"$RESULTS"
+	IFS=$'\t' read -r total mix errs <<<"$counts"
+	printf '  %-7s N=%-6s r%s %-9s %9.3f s  %6s requests  %s%s%s\n' "$cfg" "$n" "$r" "$name" "$secs" \
+		"$total" "$mix" "$([ "$errs" = - ] || printf '  answered >= 400: %s' "$errs")" \
+		"$([ "$status" = ok ] || printf '  %s' "$status")"
+}
+
+# ---- the workload's steps ------------------------------------------------------------
+
+do_ls() {  # do_ls DIR N: ls -l, checking that N entries are listed
+	local c
+	# shellcheck disable=SC2010 # the listing itself is what is measured
+	c=$(ls -l "$1" | grep -c '\.json$' || true)
+	[ "$c" = "$2" ] || { warn "ls -l $1 listed $c records, not $2"; return 1; }
+}
+do_cat() { printf '%s\0' "$1"/*.json | xargs -0 cat >/dev/null; }
+do_grep() {
+	local c
+	c=$(grep -r -l "$WORD" "$1" | wc -l)
+	[ "$c" = $(($2 / 10)) ] || { warn "grep -r found $c files in $1, not $(($2 / 10))"; return 1; }
+}
+do_rm() { printf '%s\0' "$1"/*.json | xargs -0 rm -f; }
+# shellcheck disable=SC2011 # the names are u000001.json...
+do_pwrite() { ls "$1" | xargs -P "$WRITERS" -I{} cp "$1/{}" "$2/{}"; }
+
+# ---- mounts --------------------------------------------------------------------------
+
+# wait_mounted MNT: until MNT is a mount (30 s), failing when the daemon dies.
+wait_mounted() {
+	local m=$1 i
+	for ((i = 0; i < 300; i++)); do
+		mounted "$m" && return 0
+		kill -0 "$DPID" 2>/dev/null || { wait "$DPID" 2>/dev/null || true; DPID=""; return 1; }
+		sleep 0.1
+	done
+	return 1
+}
+
+# mount_cfg CFG N ROUND: mounts (fresh daemon, empty caches); MNT is set.
+mount_cfg() {
+	local cfg=$1 n=$2 r=$3 dlog=$LOGS/$1-n$2-r$3.log
+	MNT=$WORK/mnt/$cfg
+	case $cfg in
+	local)
+		MNT=$WORK/local
+		mkdir -p "$MNT"
+		return 0 ;;
+	s3fs)
+		mkdir -p "$MNT"
+		# shellcheck disable=SC2086
+		s3fs "$BUCKET" "$MNT" -f -o passwd_file="$WORK/passwd" -o url="$URL" \
+			-o use_path_request_style -o endpoint=us-east-1 -o sigv4 $S3FS_OPTS >>"$dlog" 2>&1 9>&- &
+		DPID=$! ;;
+	rclone)
+		mkdir -p "$MNT"
+		# AWS_CA_BUNDLE breaks rclone 1.60's s3 backend on a plain-http endpoint
+		# shellcheck disable=SC2086
+		env -u AWS_CA_BUNDLE rclone --config "$WORK/rclone.conf" mount "front:$BUCKET" "$MNT" \
+			--vfs-cache-mode off --cache-dir "$WORK/rclone-cache" \
+			--log-level NOTICE $RCLONE_OPTS >>"$dlog" 2>&1 9>&- &
+		DPID=$! ;;
+	s3dbfs)
+		mkdir -p "$MNT"
+		# one database per (N, round); credentials from the passwd file
+		# shellcheck disable=SC2086
+		"$S3DBFS" "$URL/$BUCKET/s3dbfs-n$n-r$r" "$MNT" -f -o passwd_file="$WORK/passwd" \
+			$S3DBFS_OPTS >>"$dlog" 2>&1 9>&- &
+		DPID=$! ;;
+	esac
+	if ! wait_mounted "$MNT"; then
+		warn "$cfg did not mount on $MNT; the end of $dlog:"
+		tail -n 20 "$dlog" >&2 || true
+		unmount "$MNT"
+		stop_daemon
+		return 1
+	fi
+}
+
+umount_cfg() {
+	if [ "$1" = local ]; then
+		sync
+		echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || warn "cannot drop the page cache: local 'cold' is warm"
+		return 0
+	fi
+	unmount "$MNT"
+	stop_daemon
+}
+
+# dir_of CFG N ROUND: the directory the workload runs in, inside MNT.
+dir_of() {
+	case $1 in
+	s3dbfs) echo "$MNT/users" ;;     # a resource of database s3dbfs-nN-rR
+	*) echo "$MNT/$1-n$2-r$3" ;;
+	esac
+}
+
+# run_workload CFG N ROUND: the steps on one configuration.
+run_workload() {
+	local cfg=$1 n=$2 r=$3 d c
+	mount_cfg "$cfg" "$n" "$r" || return 1
+	d=$(dir_of "$cfg" "$n" "$r")
+	if ! mkdir "$d"; then
+		warn "$cfg: mkdir $d failed; workload skipped"
+		umount_cfg "$cfg"
+		return 1
+	fi
+	step "$cfg" "$n" "$r" create make_records "$d" "$n"
+	umount_cfg "$cfg"
+	mount_cfg "$cfg" "$n" "$r" || return 1
+	step "$cfg" "$n" "$r" ls-cold do_ls "$d" "$n"
+	step "$cfg" "$n" "$r" ls-warm do_ls "$d" "$n"
+	step "$cfg" "$n" "$r" cat-all do_cat "$d"
+	step "$cfg" "$n" "$r" grep-r do_grep "$d" "$n"
+	step "$cfg" "$n" "$r" rm-all do_rm "$d"
+	mkdir -p "$d"           # rclone forgets a directory that became empty
+	step "$cfg" "$n" "$r" par-write do_pwrite "$WORK/src-$n" "$d"
+	# shellcheck disable=SC2010
+	c=$(ls "$d" | grep -c '\.json$' || true)
+	[ "$c" = "$n" ] || warn "$cfg: par-write left $c records in $d, not $n"
+	do_rm "$d" || warn "$cfg: removing the par-write records failed"
+	rmdir "$d" 2>/dev/null || true
+	umount_cfg "$cfg"
+}
+
+# ---- the server's limits ------------------------------------------------------------------
+
+# curl_batch METHOD INFLIGHT COUNT PREFIX: COUNT requests on keys
+# PREFIX/k000001.., INFLIGHT at a time (1: one connection, in turn);
+# prints the seconds they took.  Warns about non-2xx answers.
+curl_batch() {
+	local method=$1 inflight=$2 count=$3 prefix=$4 cfg codes t0 t1 bad i
+	cfg=$WORK/curl-batch.cfg
+	{
+		for ((i = 1; i <= count; i++)); do
+			printf 'url = "%s/%s/%s/k%06d"\n' "$URL" "$BUCKET" "$prefix" "$i"
+			case $method in
+			PUT) printf 'upload-file = "%s"\n' "$WORK/record.json" ;;
+			HEAD) printf 'head\n' ;;
+			DELETE) printf 'request = "DELETE"\n' ;;
+			esac
+			printf 'output = "/dev/null"\n'
+		done
+	} >"$cfg"
+	local par=()
+	[ "$inflight" -gt 1 ] && par=(--parallel --parallel-max "$inflight")
+	t0=$(now_us)
+	codes=$(curl -s --no-progress-meter "${par[@]}" --aws-sigv4 "aws:amz:us-east-1:s3" --config "$WORK/curl-auth" \
+		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -w '%{http_code}\n' --config "$cfg" || true)
+	t1=$(now_us)
+	rm -f "$cfg"
+	bad=$(grep -cv '^2' <<<"$codes" || true)
+	[ "$bad" = 0 ] || warn "limits: $bad of $count $method requests did not answer 2xx"
+	echo "($t1 - $t0) / 1000000" | bc -l
+}
+
+# list_1000 PREFIX: seconds of one ListObjectsV2 of PREFIX (1,000 keys).
+list_1000() {
+	local t0 t1 keys
+	t0=$(now_us)
+	# curl signs the query as given: parameters sorted, '/' encoded
+	keys=$(curl -s --aws-sigv4 "aws:amz:us-east-1:s3" --config "$WORK/curl-auth" \
+		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+		"$URL/$BUCKET?list-type=2&max-keys=1000&prefix=${1//\//%2F}%2F" | grep -o '<Key>' | wc -l)
+	t1=$(now_us)
+	[ "$keys" = 1000 ] || warn "limits: the LIST returned $keys keys, not 1000"
+	echo "($t1 - $t0) / 1000000" | bc -l
+}
+
+median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+
+measure_limits() {
+	local s
+	s=$(curl_batch PUT 1 "$LIMIT_SEQ" limits/seq);    echo "put_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
+	s=$(curl_batch HEAD 1 "$LIMIT_SEQ" limits/seq);   echo "head_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
+	s=$(curl_batch GET 1 "$LIMIT_SEQ" limits/seq);    echo "get_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
+	s=$(curl_batch DELETE 1 "$LIMIT_SEQ" limits/seq); echo "del_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
+	s=$(curl_batch PUT "$PAR" "$LIMIT_PAR" limits/par);  echo "put_par=$(echo "$LIMIT_PAR / $s" | bc -l)"
+	s=$(curl_batch HEAD "$PAR" "$LIMIT_PAR" limits/par); echo "head_par=$(echo "$LIMIT_PAR / $s" | bc -l)"
+	s=$(curl_batch GET "$PAR" "$LIMIT_PAR" limits/par);  echo "get_par=$(echo "$LIMIT_PAR / $s" | bc -l)"
+	# the LIST: 1,000 keys under their own prefix
+	if [ "$LIMIT_PAR" -gt 1000 ]; then
+		curl_batch DELETE "$PAR" "$LIMIT_PAR" limits/par >/dev/null
+		curl_batch PUT "$PAR" 1000 limits/par >/dev/null
+	fi
+	echo "list1000=$(median3 "$(list_1000 limits/par)" "$(list_1000 limits/par)" "$(list_1000 limits/par)")"
+	s=$(curl_batch DELETE "$PAR" 1000 limits/par);  echo "del_par=$(echo "1000 / $s" | bc -l)"
+	echo "seq_n=$LIMIT_SEQ par_n=$LIMIT_PAR par=$PAR writers=$WRITERS"
+}
+
+# ---- the report ------------------------------------------------------------------------------
+
+report() {
+	node - "$RESULTS" "$LIMITS_OUT" "$ROUNDS" "$CONFIGS" <<'JS'
+const fs = require('fs');
+const [resFile, limFile, rounds, cfgList] = process.argv.slice(2);
+const STEPS = ['create', 'ls-cold', 'ls-warm', 'cat-all', 'grep-r', 'rm-all', 'par-write'];
+// the limits were measured twice (start, end of the run): the best of the
+// two is the limit (lowest latency, highest rate)
+const lim = {}, runs = [];
+if (fs.existsSync(limFile))
+	for (const tok of fs.readFileSync(limFile, 'utf8').split(/\s+/)) {
+		if (tok === '#') continue;
+		if (tok === 'start' || tok === 'end') { runs.push({}); continue; }
+		const m = /^(\w+)=([0-9.eE+-]+)$/.exec(tok);
+		if (m && runs.length) runs[runs.length - 1][m[1]] = +m[2];
+	}
+for (const r of runs) for (const [k, v] of Object.entries(r)) {
+	if (!(k in lim)) lim[k] = v;
+	else if (/_seq$|^list/.test(k)) lim[k] = Math.min(lim[k], v);
+	else if (/_par$/.test(k)) lim[k] = Math.max(lim[k], v);
+}
+const rows = fs.readFileSync(resFile, 'utf8').split('\n').filter(Boolean).map(l => {
+	const [n, cfg, round, step, secs, total, mix, errs, status] = l.split('\t');
+	const by = {};
+	for (const kv of (mix || '').split(' ')) { const m = /^(\w+)=(\d+)$/.exec(kv); if (m) by[m[1]] = +m[2]; }
+	return { n: +n, cfg, round: +round, step, secs: +secs, total: +total, mix, errs, by, failed: status !== 'ok' };
+});
+// the median round of each (n, cfg, step); its requests are shown
+const med = {};
+for (const r of rows) (med[`${r.n}|${r.cfg}|${r.step}`] ||= []).push(r);
+for (const k in med) { const a = med[k].sort((x, y) => x.secs - y.secs); med[k] = a[(a.length - 1) >> 1]; }
+const get = (n, c, s) => med[`${n}|${c}|${s}`];
+const cfgs = cfgList.split(/\s+/).filter(Boolean);
+const ns = [...new Set(rows.map(r => r.n))];
+const f = (x, d = 2) => x === undefined || isNaN(x) ? 'n/a' : x.toFixed(d);
+const ratio = (a, b) => (a === undefined || b === undefined) ? 'n/a' : b === 0 ? (a === 0 ? '=' : 'inf') : (a / b).toFixed(2) + 'x';
+const pad = (s, w) => String(s).padEnd(w);
+const out = [];
+const p = s => out.push(s);
+
+const haveLim = 'put_seq' in lim;
+if (haveLim) {
+	p(`server limits (same server, curl --aws-sigv4 through the front; best of ${runs.length} measurements):`);
+	p(`  sequential, one at a time (${lim.seq_n} each): PUT ${f(lim.put_seq * 1e3)} ms  HEAD ${f(lim.head_seq * 1e3)} ms  GET ${f(lim.get_seq * 1e3)} ms  DELETE ${f(lim.del_seq * 1e3)} ms`);
+	p(`  ${lim.par} in flight (${lim.par_n} each): PUT ${f(lim.put_par, 0)}/s  HEAD ${f(lim.head_par, 0)}/s  GET ${f(lim.get_par, 0)}/s  DELETE ${f(lim.del_par, 0)}/s`);
+	p(`  one LIST of 1,000 keys: ${f(lim.list1000 * 1e3, 1)} ms`);
+	if (runs.length > 1) {
+		const line = r => `PUT ${f(r.put_seq * 1e3)}/${f(r.head_seq * 1e3)}/${f(r.get_seq * 1e3)}/${f(r.del_seq * 1e3)} ms, ` +
+			`${f(r.put_par, 0)}/${f(r.head_par, 0)}/${f(r.get_par, 0)}/${f(r.del_par, 0)} per s, LIST ${f(r.list1000 * 1e3, 0)} ms`;
+		runs.forEach((r, i) => p(`  (${i ? 'end  ' : 'start'}: PUT/HEAD/GET/DELETE ${line(r).slice(4)})`));
+	}
+}
+// cost of a request of command c at the limits: one at a time, or in flight
+const seqCost = { PutObject: 'put_seq', HeadObject: 'head_seq', GetObject: 'get_seq', DeleteObject: 'del_seq' };
+const parRate = { PutObject: 'put_par', HeadObject: 'head_par', GetObject: 'get_par', DeleteObject: 'del_par' };
+function priced(by, parallel) {
+	let t = 0;
+	for (const [c, k] of Object.entries(by)) {
+		if (c === 'ListObjectsV2' || c === 'ListObjects') t += k * lim.list1000;
+		else if (parallel) t += k / lim[parRate[c] || 'put_par'];
+		else t += k * lim[seqCost[c] || 'put_seq'];
+	}
+	return t;
+}
+const PARALLEL = { 'ls-cold': 1, 'par-write': 1 };
+function ideal(step, n) {
+	switch (step) {
+	case 'create': return [n * lim.put_seq, `${n} PUT one at a time`, '<= 1.3x'];
+	case 'ls-cold': return [Math.ceil(n / 1000) * lim.list1000 + n / lim.head_par, `${Math.ceil(n / 1000)} LIST + ${n} HEAD, ${lim.par} in flight`, '<= 1.25x'];
+	case 'ls-warm': return [0, '0 requests', '0 requests'];
+	case 'cat-all': return [n * lim.get_seq, `${n} GET one at a time`, '<= 1.25x'];
+	case 'grep-r': return [n * lim.get_seq, `${n} GET one at a time`, '<= 1.25x'];
+	case 'rm-all': return [n * lim.del_seq, `${n} DELETE one at a time`, '<= 1.25x'];
+	case 'par-write': return [n / lim.put_par, `${n} PUT at ${lim.par} in flight`, '>= 70% of the rate'];
+	}
+}
+
+for (const n of ns) {
+	p('');
+	p(`== N = ${n}: seconds (S3 requests)${+rounds > 1 ? `, median of ${rounds} rounds` : ''} ==`);
+	const w = 24;
+	p(pad('step', 10) + cfgs.map(c => pad(c, w)).join(''));
+	for (const s of STEPS) {
+		p(pad(s, 10) + cfgs.map(c => {
+			const r = get(n, c, s);
+			return pad(r ? `${f(r.secs, 3)} (${r.total})${r.failed ? '!' : ''}` : 'n/a', w);
+		}).join(''));
+	}
+	p('requests by command (and those answered with a status >= 400, such as the 404 of a HEAD looking for a name):');
+	for (const c of cfgs) for (const s of STEPS) {
+		const r = get(n, c, s);
+		if (r && (r.total > 0 || r.failed)) p(`  ${pad(c, 7)} ${pad(s, 10)} ${r.mix}${r.errs && r.errs !== '-' ? ' | >= 400: ' + r.errs : ''}${r.failed ? '   STEP FAILED' : ''}`);
+	}
+	if (!cfgs.includes('s3dbfs')) continue;
+	if (!STEPS.some(s => get(n, 's3dbfs', s))) { p('s3dbfs: no figures (not built or did not mount)'); continue; }
+	const peers = cfgs.filter(c => (c === 's3fs' || c === 'rclone') && STEPS.some(s => get(n, c, s)));
+	if (peers.length) p('s3dbfs / peer (time, requests; below 1 = s3dbfs faster / fewer requests):');
+	if (peers.length)
+	p(pad('step', 10) + peers.map(c => pad(`vs ${c} time`, 16) + pad('requests', 12)).join(''));
+	for (const s of STEPS) {
+		const d = get(n, 's3dbfs', s);
+		if (peers.length) p(pad(s, 10) + peers.map(c => {
+			const q = get(n, c, s);
+			return pad(ratio(d && d.secs, q && q.secs), 16) + pad(ratio(d && d.total, q && q.total), 12);
+		}).join(''));
+	}
+	if (!haveLim) continue;
+	p("s3dbfs / the server's limits (limit: what an ideal client's requests cost at the limits; " +
+		'own: what the requests s3dbfs made cost there):');
+	p(pad('step', 10) + pad('s3dbfs s', 10) + pad('limit s', 9) + pad('ratio', 8) + pad('own s', 8) + pad('vs own', 8) + pad('target', 20) + 'ideal requests');
+	for (const s of STEPS) {
+		const d = get(n, 's3dbfs', s);
+		if (!d) continue;
+		const [t, what, target] = ideal(s, n);
+		let r;
+		if (s === 'ls-warm') r = `${d.total} req`;
+		else if (s === 'par-write') r = `${f(100 * (n / d.secs) / lim.put_par, 0)}%`;
+		else r = ratio(d.secs, t);
+		const own = priced(d.by, PARALLEL[s]);
+		p(pad(s, 10) + pad(f(d.secs, 3), 10) + pad(f(t, 3), 9) + pad(r, 8) + pad(f(own, 3), 8) +
+			pad(s === 'ls-warm' ? '' : own === 0 ? '0 req' : ratio(d.secs, own), 8) + pad(target, 20) + what);
+	}
+	const loc = get(n, 'local', 'ls-warm'), dw = get(n, 's3dbfs', 'ls-warm');
+	if (loc && dw) p(`  ls-warm vs the local floor: ${ratio(dw.secs, loc.secs)}`);
+}
+console.log(out.join('\n'));
+JS
+}
+
+# ---- the run ------------------------------------------------------------------------------------
+
+say "fs_peers.sh: N = $NS, rounds $ROUNDS, configurations:$run_configs; work dir $WORK"
+say "  $(s3fs --version 2>/dev/null | head -n 1 | cut -c1-70)"
+say "  $(rclone version 2>/dev/null | head -n 1)"
+[ -x "$S3DBFS" ] && say "  s3dbfs: $S3DBFS ($(date -r "$S3DBFS" '+built %F %T'))"
+
+make_records "$WORK" 1 && mv "$WORK/u000001.json" "$WORK/record.json"
+say "  record size: $(wc -c <"$WORK/record.json") bytes"
+: >"$RESULTS"
+: >"$LIMITS_OUT"
+if [ "$LIMITS" = 1 ]; then
+	say "measuring the server's limits..."
+	{ echo "# start"; measure_limits; } >>"$LIMITS_OUT"
+fi
+
+for n in $NS; do
+	rm -rf "$WORK/src-$n"
+	mkdir -p "$WORK/src-$n"
+	make_records "$WORK/src-$n" "$n"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for c in $run_configs; do
+			rm -rf "$WORK/local"
+			run_workload "$c" "$n" "$r" || warn "$c N=$n round $r did not complete"
+		done
+	done
+	rm -rf "$WORK/src-$n"
+done
+
+if [ "$LIMITS" = 1 ]; then
+	say "measuring the server's limits again..."
+	{ echo "# end"; measure_limits; } >>"$LIMITS_OUT"
+fi
+
+say ""
+say "$(date '+%F %T') $(nproc) CPUs; raw lines: $RESULTS; limits: $LIMITS_OUT"
+report

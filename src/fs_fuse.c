@@ -1,0 +1,420 @@
+/*
+ * fs_fuse.c — libfuse 3 high-level callbacks over the vfs (fs_fuse.h).
+ *
+ * Design.  One callback per FUSE operation, each a few lines: fill an
+ * s3db_ctx with who asked, call the vfs, return what it returned (0, a
+ * byte count or -errno).  The vfs decides everything a user can observe;
+ * this file decides only what the kernel must be told:
+ *
+ *  - timeouts (entry/attr/negative) in init(), and later from the config
+ *    watcher through fs_fuse_set_timeouts();
+ *  - no writeback cache, so every write reaches the daemon and close()
+ *    (FLUSH) returns only after the vfs stored the record in S3;
+ *  - atomic O_TRUNC (open carries O_TRUNC; no separate setattr), parallel
+ *    directory operations, readdirplus (a listing brings attributes, so
+ *    `ls -l` costs no getattr per entry when the vfs knows them);
+ *  - hard_remove: unlink() goes to the vfs at once instead of libfuse's
+ *    ".fuse_hidden" rename, which would turn a record into a scratch file;
+ *  - no_rofd_flush: closing a read-only descriptor sends no FLUSH;
+ *  - per open file: keep_cache as the vfs says; direct_io when the vfs
+ *    says the content is made at open (/.status, /.errors, plugins'
+ *    files), so the kernel does not clip reads to a size it cached.
+ *
+ * nullpath_ok stays 0: vfs_getattr and vfs_truncate need the path when
+ * FUSE hands us an open file (fstat, ftruncate), and libfuse tracks it
+ * across renames for us; the path of an unlinked open file is NULL and
+ * only the handle is used then.
+ *
+ * The process name comes from /proc/<pid>/comm; a per-thread one-entry
+ * cache (pid + 1 s) keeps `cat *` from reading it once per request.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "fs_fuse.h"
+#include "log.h"
+#include "util.h"
+
+#define COMM_TTL_MS 1000.0
+
+/* ---- who asked ------------------------------------------------------------- */
+
+typedef struct comm_cache {
+	pid_t pid;
+	double when;
+	char name[32];
+} comm_cache;
+
+static __thread comm_cache thread_comm;
+
+/* The name of process pid (borrowed from a per-thread buffer, valid until
+ * the next call in this thread); "" when unknown. */
+static const char *process_name(pid_t pid)
+{
+	comm_cache *c = &thread_comm;
+	if (pid <= 0)
+		return "";
+	double now = s3db_monotonic_ms();
+	if (c->pid == pid && now - c->when < COMM_TTL_MS)
+		return c->name;
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+	c->name[0] = '\0';
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, c->name, sizeof c->name - 1);
+		close(fd);
+		if (n < 0)
+			n = 0;
+		c->name[n] = '\0';
+		c->name[strcspn(c->name, "\n")] = '\0';
+	}
+	c->pid = pid;
+	c->when = now;
+	return c->name;
+}
+
+/* Fills ctx from the current FUSE request and returns the vfs. */
+static vfs *request(s3db_ctx *ctx)
+{
+	struct fuse_context *fc = fuse_get_context();
+	ctx->uid = fc->uid;
+	ctx->gid = fc->gid;
+	ctx->pid = fc->pid;
+	ctx->process = process_name(fc->pid);
+	ctx->origin = "fuse";
+	return ((fs_fuse *)fc->private_data)->vfs;
+}
+
+static vfs *the_vfs(void)
+{
+	return ((fs_fuse *)fuse_get_context()->private_data)->vfs;
+}
+
+/* Logs a mutating operation at debug level (nothing is formatted when
+ * debug is off: log_msg filters first). */
+static int traced(const char *op, const char *path, const char *to, int rc, const s3db_ctx *ctx)
+{
+	log_msg(LOG_LVL_DEBUG, "%s %s%s%s: %s (pid %d %s)", op, path ? path : "(open file)",
+	        to ? " -> " : "", to ? to : "", rc < 0 ? strerror(-rc) : "ok", (int)ctx->pid,
+	        ctx->process);
+	return rc;
+}
+
+/* ---- lifecycle ----------------------------------------------------------------- */
+
+static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	fs_fuse *fs = fuse_get_context()->private_data;
+
+	pthread_mutex_lock(&fs->lock);
+	fs->cfg = cfg;
+	cfg->entry_timeout = fs->entry_timeout;
+	cfg->attr_timeout = fs->attr_timeout;
+	cfg->negative_timeout = fs->negative_timeout;
+	pthread_mutex_unlock(&fs->lock);
+	cfg->use_ino = 0;
+	cfg->readdir_ino = 0;
+	cfg->nullpath_ok = 0;
+	cfg->hard_remove = 1;
+	cfg->no_rofd_flush = 1;
+	/* the vfs owns uid/gid/umask and caching decisions */
+	cfg->set_uid = cfg->set_gid = cfg->set_mode = 0;
+	cfg->kernel_cache = 0;
+	cfg->auto_cache = 0;
+	cfg->direct_io = 0;
+
+	/* close() must reach us: never let the kernel cache writes */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	unsigned wanted = FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS |
+	                  FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO |
+	                  FUSE_CAP_AUTO_INVAL_DATA;
+	conn->want |= wanted & conn->capable;
+	/* no locks in the daemon: the kernel keeps them locally */
+	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	if (fs->max_background)
+		conn->max_background = fs->max_background;
+	conn->congestion_threshold = conn->max_background * 3 / 4;
+	log_msg(LOG_LVL_DEBUG, "fuse: protocol %u.%u, max_write %u, max_background %u",
+	        conn->proto_major, conn->proto_minor, conn->max_write, conn->max_background);
+	return fs;
+}
+
+static void fs_destroy(void *private_data)
+{
+	/* the daemon closes the vfs itself, after unmounting (s3dbfs.c) */
+	(void)private_data;
+}
+
+/* ---- reading the tree ----------------------------------------------------------- */
+
+static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	s3db_ctx ctx;
+	vfs *v = request(&ctx);
+	if (!path)
+		return -ENOENT; /* an open file that was unlinked */
+	memset(st, 0, sizeof *st);
+	return vfs_getattr(v, path, st, &ctx);
+}
+
+typedef struct fill_ctx {
+	void *buf;
+	fuse_fill_dir_t filler;
+	int plus;
+} fill_ctx;
+
+static int fill_one(void *ud, const char *name, const struct stat *st)
+{
+	fill_ctx *f = ud;
+	if (st && f->plus)
+		return f->filler(f->buf, name, st, 0, FUSE_FILL_DIR_PLUS);
+	return f->filler(f->buf, name, st, 0, 0);
+}
+
+static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
+                      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	s3db_ctx ctx;
+	vfs *v = request(&ctx);
+	fill_ctx f = { buf, filler, (flags & FUSE_READDIR_PLUS) != 0 };
+	return vfs_readdir(v, path, fill_one, &f, &ctx);
+}
+
+static int fs_statfs(const char *path, struct statvfs *st)
+{
+	return vfs_statfs(the_vfs(), st);
+}
+
+static int fs_getxattr(const char *path, const char *name, char *value, size_t size)
+{
+	return vfs_getxattr(the_vfs(), path, name, value, size);
+}
+
+static int fs_listxattr(const char *path, char *list, size_t size)
+{
+	return vfs_listxattr(the_vfs(), path, list, size);
+}
+
+/* ---- files ---------------------------------------------------------------------- */
+
+static int fs_open(const char *path, struct fuse_file_info *fi)
+{
+	s3db_ctx ctx;
+	vfs *v = request(&ctx);
+	uint64_t fh = 0;
+	int keep = 0;
+	int rc = vfs_open_file(v, path, fi->flags, &fh, &keep, &ctx);
+	if (rc < 0)
+		return (fi->flags & O_ACCMODE) != O_RDONLY ? traced("open", path, NULL, rc, &ctx) : rc;
+	fi->fh = fh;
+	fi->keep_cache = keep ? 1 : 0;
+	fi->direct_io = vfs_direct_io(v, path) ? 1 : 0;
+	return 0;
+}
+
+static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	s3db_ctx ctx;
+	vfs *v = request(&ctx);
+	uint64_t fh = 0;
+	int rc = vfs_create(v, path, mode, fi->flags, &fh, &ctx);
+	if (rc < 0)
+		return traced("create", path, NULL, rc, &ctx);
+	fi->fh = fh;
+	fi->direct_io = vfs_direct_io(v, path) ? 1 : 0;
+	return 0;
+}
+
+static int fs_read(const char *path, char *buf, size_t size, off_t off,
+                   struct fuse_file_info *fi)
+{
+	return vfs_read(the_vfs(), fi->fh, buf, size, off);
+}
+
+static int fs_write(const char *path, const char *buf, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+	return vfs_write(the_vfs(), fi->fh, buf, size, off);
+}
+
+static int fs_flush(const char *path, struct fuse_file_info *fi)
+{
+	s3db_ctx ctx;
+	vfs *v = request(&ctx);
+	int rc = vfs_flush(v, fi->fh, &ctx);
+	return rc < 0 ? traced("flush", path, NULL, rc, &ctx) : rc;
+}
+
+static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	s3db_ctx ctx;
+	vfs *v = request(&ctx);
+	int rc = vfs_fsync(v, fi->fh, &ctx);
+	return rc < 0 ? traced("fsync", path, NULL, rc, &ctx) : rc;
+}
+
+static int fs_release(const char *path, struct fuse_file_info *fi)
+{
+	s3db_ctx ctx;
+	vfs *v = request(&ctx);
+	return vfs_release(v, fi->fh, &ctx);
+}
+
+static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	s3db_ctx ctx;
+	vfs *v = request(&ctx);
+	return traced("truncate", path, NULL, vfs_truncate(v, path, size, fi ? fi->fh : 0, &ctx),
+	              &ctx);
+}
+
+/* ---- the namespace ------------------------------------------------------------------ */
+
+static int fs_unlink(const char *path)
+{
+	s3db_ctx ctx;
+	vfs *v = request(&ctx);
+	return traced("unlink", path, NULL, vfs_unlink(v, path, &ctx), &ctx);
+}
+
+static int fs_rename(const char *from, const char *to, unsigned int flags)
+{
+	s3db_ctx ctx;
+	vfs *v = request(&ctx);
+	return traced("rename", from, to, vfs_rename(v, from, to, flags, &ctx), &ctx);
+}
+
+static int fs_mkdir(const char *path, mode_t mode)
+{
+	s3db_ctx ctx;
+	vfs *v = request(&ctx);
+	return traced("mkdir", path, NULL, vfs_mkdir(v, path, mode, &ctx), &ctx);
+}
+
+static int fs_rmdir(const char *path)
+{
+	s3db_ctx ctx;
+	vfs *v = request(&ctx);
+	return traced("rmdir", path, NULL, vfs_rmdir(v, path, &ctx), &ctx);
+}
+
+static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+	s3db_ctx ctx;
+	vfs *v = request(&ctx);
+	if (!path)
+		return 0; /* an unlinked open file: nothing to keep a time on */
+	return vfs_utimens(v, path, tv, &ctx);
+}
+
+static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	return vfs_chmod(the_vfs(), path, mode);
+}
+
+static int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+	return vfs_chown(the_vfs(), path, uid, gid);
+}
+
+static int fs_setxattr(const char *path, const char *name, const char *value, size_t size,
+                       int flags)
+{
+	return vfs_setxattr(the_vfs(), path, name, value, size, flags);
+}
+
+static int fs_removexattr(const char *path, const char *name)
+{
+	return vfs_removexattr(the_vfs(), path, name);
+}
+
+static int fs_link(const char *from, const char *to)
+{
+	return -EPERM;
+}
+
+static int fs_symlink(const char *target, const char *path)
+{
+	return -EPERM;
+}
+
+static int fs_mknod(const char *path, mode_t mode, dev_t rdev)
+{
+	return -EPERM;
+}
+
+/* ---- the table ------------------------------------------------------------------------ */
+
+static const struct fuse_operations fs_ops = {
+	.init = fs_init,
+	.destroy = fs_destroy,
+	.getattr = fs_getattr,
+	.readdir = fs_readdir,
+	.statfs = fs_statfs,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.setxattr = fs_setxattr,
+	.removexattr = fs_removexattr,
+	.open = fs_open,
+	.create = fs_create,
+	.read = fs_read,
+	.write = fs_write,
+	.flush = fs_flush,
+	.fsync = fs_fsync,
+	.release = fs_release,
+	.truncate = fs_truncate,
+	.unlink = fs_unlink,
+	.rename = fs_rename,
+	.mkdir = fs_mkdir,
+	.rmdir = fs_rmdir,
+	.utimens = fs_utimens,
+	.chmod = fs_chmod,
+	.chown = fs_chown,
+	.link = fs_link,
+	.symlink = fs_symlink,
+	.mknod = fs_mknod,
+};
+
+const struct fuse_operations *fs_fuse_operations(void)
+{
+	return &fs_ops;
+}
+
+void fs_fuse_init(fs_fuse *fs, vfs *v, double attr_timeout, double entry_timeout,
+                  double negative_timeout)
+{
+	memset(fs, 0, sizeof *fs);
+	fs->vfs = v;
+	pthread_mutex_init(&fs->lock, NULL);
+	fs->attr_timeout = attr_timeout;
+	fs->entry_timeout = entry_timeout;
+	fs->negative_timeout = negative_timeout;
+	fs->max_background = 64;
+}
+
+void fs_fuse_destroy(fs_fuse *fs)
+{
+	pthread_mutex_destroy(&fs->lock);
+}
+
+void fs_fuse_set_timeouts(fs_fuse *fs, double attr_timeout, double entry_timeout,
+                          double negative_timeout)
+{
+	pthread_mutex_lock(&fs->lock);
+	fs->attr_timeout = attr_timeout;
+	fs->entry_timeout = entry_timeout;
+	fs->negative_timeout = negative_timeout;
+	if (fs->cfg) {
+		/* libfuse reads these when it answers a lookup or getattr; an
+		 * aligned double store is atomic on every platform we run on */
+		__atomic_store(&fs->cfg->attr_timeout, &attr_timeout, __ATOMIC_RELAXED);
+		__atomic_store(&fs->cfg->entry_timeout, &entry_timeout, __ATOMIC_RELAXED);
+		__atomic_store(&fs->cfg->negative_timeout, &negative_timeout, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&fs->lock);
+}
