@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# t_front.sh — smoke checks of the strict S3 front (tests/servers/s3front.js).
+# t_front.sh — smoke checks of the strict S3 front (tests/servers/s3front.js),
+# and of what it does where s3rver answers unlike AWS (listing order and
+# pagination, DeleteObjects, ranges, keys with empty, '.' and '..' segments).
 #
 # Talks to the front with curl's own SigV4 signer (--aws-sigv4) and, for
 # what curl cannot produce (a skewed date, an unsigned x-amz-* header, a
-# presigned URL), with a small SigV4 signer written here in node.  Prints one
-# PASS/FAIL line per check and a summary; exits 0 only when all pass.
+# presigned URL) or cannot do fast (1500 PUTs), with small SigV4 signers
+# written here in node.  Prints one PASS/FAIL line per check and a summary;
+# exits 0 only when all pass.
 #
 # Uses the servers named by S3DB_TEST_* when they are set (eval "$(tests/
 # servers/servers.sh env)"); otherwise starts its own in a temporary run
@@ -119,6 +122,50 @@ r.end(body);
 EOF
 sign() { AK=$AK SK=$SK node "$tmp/sign.js" "$@" >"$tmp/sbody"; head -n 1 "$tmp/sbody"; }
 sbody_has() { grep -q -- "$1" "$tmp/sbody"; }
+
+# bulk.js PREFIX N: PUTs the keys PREFIX0000 .. PREFIX(N-1) (body "x"), 16 at
+# a time, signed as sign.js signs; exits 0 only when every PUT answers 200.
+cat >"$tmp/bulk.js" <<'EOF'
+'use strict';
+const http = require('http'), crypto = require('crypto');
+const [prefix, count] = process.argv.slice(2);
+const u = new URL(process.env.URL), ak = process.env.AK, sk = process.env.SK, b = process.env.B;
+const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+const h = (d) => crypto.createHash('sha256').update(d).digest('hex');
+const mac = (k, d) => crypto.createHmac('sha256', k).update(d).digest();
+const enc = (s) => s.split('/').map((x) => encodeURIComponent(x).replace(/[!'()*]/g,
+  (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase())).join('/');
+function put(key) {
+  const date = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '');
+  const scope = `${date.slice(0, 8)}/us-east-1/s3/aws4_request`, path = `/${b}/${enc(key)}`;
+  const payload = h('x');
+  const creq = ['PUT', path, '', `host:${u.host}\nx-amz-content-sha256:${payload}\nx-amz-date:${date}\n`,
+    'host;x-amz-content-sha256;x-amz-date', payload].join('\n');
+  let k = mac('AWS4' + sk, date.slice(0, 8));
+  for (const p of ['us-east-1', 's3', 'aws4_request']) k = mac(k, p);
+  const sig = mac(k, `AWS4-HMAC-SHA256\n${date}\n${scope}\n${h(creq)}`).toString('hex');
+  return new Promise((resolve) => {
+    const r = http.request({ host: u.hostname, port: u.port, method: 'PUT', path, agent, headers: {
+      'x-amz-date': date, 'x-amz-content-sha256': payload, 'content-length': 1,
+      authorization: `AWS4-HMAC-SHA256 Credential=${ak}/${scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=${sig}`,
+    } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
+    r.on('error', () => resolve(0));
+    r.end('x');
+  });
+}
+(async () => {
+  let next = 0, bad = 0;
+  const worker = async () => {
+    while (next < Number(count)) {
+      const st = await put(prefix + String(next++).padStart(4, '0'));
+      if (st !== 200) bad++;
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  process.exit(bad ? 1 : 0);
+})();
+EOF
+bulk() { URL=$URL B=$B AK=$AK SK=$SK node "$tmp/bulk.js" "$@"; }
 
 clear_faults
 curl -s -o /dev/null -X DELETE "$CTL/log"
@@ -242,6 +289,158 @@ st=$(s3 -X POST -H "x-amz-content-sha256: $dh" -H "Content-MD5: $md5" -H 'Conten
   --data-binary "$del" "$URL/$B?delete=")
 [ "$st" = 200 ] && body_has "<Deleted>"
 verdict "DeleteObjects answers 200"
+
+# ---- what s3rver answers unlike AWS: the front does it -----------------------
+keys_in_body() { grep -o '<Key>[^<]*</Key>' "$tmp/body" | sed 's/<[^>]*>//g' | tr '\n' ' '; }
+prefixes_in_body() { grep -o '<CommonPrefixes><Prefix>[^<]*' "$tmp/body" | sed 's/.*>//' | tr '\n' ' '; }
+elem() { sed -n "s/.*<$1>\([^<]*\)<\/$1>.*/\1/p" "$tmp/body"; }
+urlenc() { node -e 'process.stdout.write(encodeURIComponent(process.argv[1]))' "$1"; }
+# post_delete FILE: DeleteObjects with the XML in FILE (hash and Content-MD5).
+post_delete() {
+  s3 -X POST -H "x-amz-content-sha256: $(sha256sum "$1" | cut -d' ' -f1)" \
+    -H "Content-MD5: $(openssl dgst -md5 -binary "$1" | base64)" -H 'Content-Type: application/xml' \
+    --data-binary @"$1" "$URL/$B?delete="
+}
+
+# listing order: UTF-8 byte order, whatever s3rver's directory walk does
+o="$P/order"
+for k in a0 %C3%A9 a/b a-c a; do s3 -X PUT --data-binary x "$URL/$B/$o/$k" >/dev/null; done
+st=$(s3 "$URL/$B?list-type=2&prefix=$P%2Forder%2F")
+[ "$st" = 200 ] && [ "$(keys_in_body)" = "$o/a $o/a-c $o/a/b $o/a0 $o/é " ]
+verdict "ListObjectsV2 lists a, a-c, a/b, a0, é in UTF-8 byte order"
+body_has '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' && body_has '<KeyCount>5</KeyCount>' &&
+  body_has '<StorageClass>STANDARD</StorageClass>' && body_has '<ETag>&quot;9dd4e461268c8034f5c8564e155c67a6&quot;</ETag>'
+verdict "the listing is AWS's XML: namespace, KeyCount, entity-encoded ETag, StorageClass"
+st=$(s3 "$URL/$B?list-type=2&prefix=$P%2Forder%2F&start-after=$P%2Forder%2Fa-c")
+[ "$st" = 200 ] && [ "$(keys_in_body)" = "$o/a/b $o/a0 $o/é " ]
+verdict "start-after lists only the keys after it"
+st=$(s3 "$URL/$B?delimiter=%2F&list-type=2&prefix=$P%2Forder%2F&start-after=$P%2Forder%2Fa%2Fb")
+[ "$st" = 200 ] && [ "$(keys_in_body)" = "$o/a0 $o/é " ] && [ -z "$(prefixes_in_body)" ]
+verdict "a start-after inside a common prefix leaves that prefix out"
+
+# max-keys counts common prefixes: [a, a-c] [a/, a0] [é]
+st=$(s3 "$URL/$B?delimiter=%2F&list-type=2&max-keys=2&prefix=$P%2Forder%2F")
+t1=$(elem NextContinuationToken)
+[ "$st" = 200 ] && [ "$(keys_in_body)" = "$o/a $o/a-c " ] && [ "$(elem KeyCount)" = 2 ] &&
+  [ "$(elem IsTruncated)" = true ] && [ -n "$t1" ]
+verdict "max-keys=2 with delimiter /: first page a, a-c, truncated, with a continuation token"
+st=$(s3 "$URL/$B?continuation-token=$(urlenc "$t1")&delimiter=%2F&list-type=2&max-keys=2&prefix=$P%2Forder%2F")
+t2=$(elem NextContinuationToken)
+[ "$st" = 200 ] && [ "$(prefixes_in_body)" = "$o/a/ " ] && [ "$(keys_in_body)" = "$o/a0 " ] &&
+  [ "$(elem KeyCount)" = 2 ] && [ "$(elem IsTruncated)" = true ] && [ -n "$t2" ]
+verdict "second page: the common prefix a/ counts toward max-keys, then a0"
+st=$(s3 "$URL/$B?continuation-token=$(urlenc "$t2")&delimiter=%2F&list-type=2&max-keys=2&prefix=$P%2Forder%2F")
+[ "$st" = 200 ] && [ "$(keys_in_body)" = "$o/é " ] && [ "$(elem KeyCount)" = 1 ] &&
+  [ "$(elem IsTruncated)" = false ] && ! body_has NextContinuationToken
+verdict "last page: é, not truncated, no token"
+st=$(s3 "$URL/$B?continuation-token=bm90IG91cnM%21&list-type=2")
+[ "$st" = 400 ] && body_has "<Code>InvalidArgument</Code>"
+verdict "a continuation token that is not ours answers 400 InvalidArgument"
+st=$(s3 "$URL/$B?list-type=2&max-keys=0&prefix=$P%2Forder%2F")
+[ "$st" = 200 ] && [ "$(elem KeyCount)" = 0 ] && [ "$(elem IsTruncated)" = false ]
+verdict "max-keys=0 answers no keys, not truncated"
+
+# a delimiter of several characters
+d="$P/dd"
+for k in x--1 x--2 y-z z--w--v; do s3 -X PUT --data-binary x "$URL/$B/$d/$k" >/dev/null; done
+st=$(s3 "$URL/$B?delimiter=--&list-type=2&prefix=$P%2Fdd%2F")
+[ "$st" = 200 ] && [ "$(keys_in_body)" = "$d/y-z " ] && [ "$(prefixes_in_body)" = "$d/x-- $d/z-- " ] &&
+  [ "$(elem Delimiter)" = -- ] && [ "$(elem KeyCount)" = 3 ]
+verdict "delimiter -- rolls up x--1, x--2 into x-- and z--w--v into z--"
+
+# encoding-type=url
+s3 -X PUT --data-binary x "$URL/$B/$P/enc/sp%20a%2Bb%26" >/dev/null
+st=$(s3 "$URL/$B?encoding-type=url&list-type=2&prefix=$P%2Fenc%2F")
+[ "$st" = 200 ] && [ "$(keys_in_body)" = "$P/enc/sp%20a%2Bb%26 " ] && body_has "<EncodingType>url</EncodingType>" &&
+  [ "$(elem Prefix)" = "$P/enc/" ]
+verdict "encoding-type=url answers keys and prefix URL-encoded ('/' kept)"
+st=$(s3 "$URL/$B?list-type=2&prefix=$P%2Fenc%2F")
+[ "$st" = 200 ] && [ "$(keys_in_body)" = "$P/enc/sp a+b&amp; " ]
+verdict "without encoding-type the key is entity-encoded"
+st=$(s3 "$URL/$B?marker=$P%2Forder%2Fa&max-keys=2&prefix=$P%2Forder%2F")
+[ "$st" = 200 ] && [ "$(keys_in_body)" = "$o/a-c $o/a/b " ] && [ "$(elem IsTruncated)" = true ] &&
+  body_has "<Marker>$o/a</Marker>" && body_has "<Owner>"
+verdict "ListObjects (V1) honours marker and max-keys in byte order"
+
+# DeleteObjects: one key at a time upstream, so s3rver's clean-up cannot race
+bulk "$P/bulk/" 1500
+verdict "1500 keys PUT 16 at a time"
+{ printf '<?xml version="1.0" encoding="UTF-8"?><Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+  for i in $(seq -w 0000 0997); do printf '<Object><Key>%s</Key></Object>' "$P/bulk/$i"; done
+  printf '<Object><Key>%s</Key></Object><Object><Key>%s</Key></Object></Delete>' "$P/bulk/absent-1" "$P/never/was"
+} >"$tmp/del1.xml"
+st=$(post_delete "$tmp/del1.xml")
+[ "$st" = 200 ] && [ "$(grep -o '<Deleted>' "$tmp/body" | wc -l)" = 1000 ] && ! body_has '<Error>' &&
+  body_has "<Deleted><Key>$P/never/was</Key></Deleted>"
+verdict "DeleteObjects of 998 keys and 2 absent ones: 1000 Deleted, no Error"
+{ printf '<Delete><Quiet>true</Quiet>'
+  for i in $(seq -w 0998 1499); do printf '<Object><Key>%s</Key></Object>' "$P/bulk/$i"; done
+  printf '</Delete>'
+} >"$tmp/del2.xml"
+st=$(post_delete "$tmp/del2.xml")
+[ "$st" = 200 ] && body_has '<DeleteResult' && ! body_has '<Deleted>' && ! body_has '<Error>'
+verdict "DeleteObjects of the other 502 in Quiet mode answers an empty DeleteResult"
+st=$(s3 "$URL/$B?list-type=2&prefix=$P%2Fbulk%2F")
+[ "$st" = 200 ] && [ "$(elem KeyCount)" = 0 ]
+verdict "all 1500 keys are gone"
+{ printf '<Delete>'; for i in $(seq 0 1000); do printf '<Object><Key>k%s</Key></Object>' "$i"; done; printf '</Delete>'; } >"$tmp/del3.xml"
+st=$(post_delete "$tmp/del3.xml")
+[ "$st" = 400 ] && body_has "<Code>MalformedXML</Code>"
+verdict "DeleteObjects of 1001 keys answers 400 MalformedXML"
+printf '<Delete><Object><Key>%s</Key></Object></Delete>' "$P/a.txt" >"$tmp/del4.xml"
+st=$(s3 -X POST -H "x-amz-content-sha256: $(sha256sum "$tmp/del4.xml" | cut -d' ' -f1)" \
+  --data-binary @"$tmp/del4.xml" "$URL/$B?delete=")
+[ "$st" = 400 ] && body_has "Content-MD5"
+verdict "DeleteObjects without Content-MD5 answers 400 InvalidRequest"
+st=$(s3 -X PUT -H "Content-MD5: $(printf other | openssl dgst -md5 -binary | base64)" --data-binary body "$URL/$B/$P/md5")
+[ "$st" = 400 ] && body_has "<Code>BadDigest</Code>"
+verdict "a PUT whose Content-MD5 does not match its body answers 400 BadDigest"
+
+# ranges, as AWS cuts them
+st=$(s3 -r 0-0 "$URL/$B/$P/a.txt")
+[ "$st" = 206 ] && [ "$(cat "$tmp/body")" = h ] && header_is Content-Range "bytes 0-0/12" && header_is Content-Length 1
+verdict "bytes=0-0 answers 206 with exactly the first byte"
+st=$(s3 -r -6 "$URL/$B/$P/a.txt")
+[ "$st" = 206 ] && [ "$(cat "$tmp/body")" = front ] && header_is Content-Range "bytes 6-11/12"
+verdict "bytes=-6 answers the last 6 bytes"
+st=$(s3 -r 10-99 "$URL/$B/$P/a.txt")
+[ "$st" = 206 ] && header_is Content-Range "bytes 10-11/12" && header_is Content-Length 2
+verdict "a range past the end is clamped"
+st=$(s3 -r 12- "$URL/$B/$P/a.txt")
+[ "$st" = 416 ] && body_has "<Code>InvalidRange</Code>" && header_is Content-Range 'bytes \*/12'
+verdict "a range starting at the end answers 416 InvalidRange"
+st=$(s3 -I -r 0-0 "$URL/$B/$P/a.txt")
+[ "$st" = 206 ] && header_is Content-Length 1
+verdict "HEAD with bytes=0-0 answers 206 Content-Length 1"
+
+# keys stored verbatim: empty, '.' and '..' segments
+v="$P/v"
+s3 -X PUT --data-binary two-slashes "$URL/$B/$v/a//b" >/dev/null
+s3 --path-as-is -X PUT --data-binary dot "$URL/$B/$v/a/./b" >/dev/null
+s3 --path-as-is -X PUT --data-binary dot-dot "$URL/$B/$v/a/../b" >/dev/null
+s3 --path-as-is -X PUT --data-binary slash-end "$URL/$B/$v/a/./" >/dev/null
+r=""
+for k in a//b a/./b a/../b a/./; do s3 --path-as-is "$URL/$B/$v/$k" >/dev/null; r="$r$(cat "$tmp/body") "; done
+check "a//b, a/./b, a/../b, a/./ read back what was written to each" [ "$r" = "two-slashes dot dot-dot slash-end " ]
+st=$(s3 "$URL/$B?list-type=2&prefix=$P%2Fv%2F")
+[ "$st" = 200 ] && [ "$(keys_in_body)" = "$v/a/../b $v/a/./ $v/a/./b $v/a//b " ]
+verdict "they are listed verbatim, in byte order"
+st=$(s3 "$URL/$B?delimiter=%2F&list-type=2&prefix=$P%2Fv%2Fa%2F")
+[ "$st" = 200 ] && [ "$(prefixes_in_body)" = "$v/a/../ $v/a/./ $v/a// " ] && [ -z "$(keys_in_body)" ]
+verdict "delimiter / sees the segments '..', '.' and '' as prefixes"
+st=$(s3 --path-as-is -X PUT -H "x-amz-copy-source: /$B/$v/a//b" "$URL/$B/$v/a/../c")
+st2=$(s3 --path-as-is "$URL/$B/$v/a/../c")
+[ "$st" = 200 ] && [ "$st2" = 200 ] && [ "$(cat "$tmp/body")" = two-slashes ]
+verdict "CopyObject from a//b to a/../c copies"
+st=$(s3 "$URL/$B/$v/a//nothing")
+[ "$st" = 404 ] && body_has "<Key>$v/a//nothing</Key>"
+verdict "NoSuchKey names the key as the client sent it"
+curl -s "$CTL/log" | node -e '
+  const log = JSON.parse(require("fs").readFileSync(0, "utf8"));
+  const want = process.argv.slice(1);
+  process.exit(want.every((k) => log.some((e) => e.command === "PutObject" && e.key === k)) ? 0 : 1);' \
+  "$v/a//b" "$v/a/./b" "$v/a/../b"
+verdict "the log names the real keys"
 
 # ---- faults -----------------------------------------------------------------
 clear_faults

@@ -6,31 +6,134 @@
  * signature, has no user-metadata limit and returns non-ASCII metadata bytes
  * raw.  This front listens on 127.0.0.1:PORT, checks every request the way
  * Amazon S3 does, forwards the good ones to s3rver (127.0.0.1:UPSTREAM) and
- * streams the answer back unchanged except for the metadata encoding.  It
- * also logs every request and injects faults on demand, so tests can
- * observe what the library sent and how it copes with a failing S3.
+ * passes the answer back, repairing where s3rver answers unlike S3 (see
+ * below).  It also logs every request and injects faults on demand, so
+ * tests can observe what the library sent and how it copes with a failing
+ * S3.
  *
- * Node core modules only (http, crypto, fs); no npm dependency.
+ * Node core modules only (http, crypto, fs, stream); no npm dependency.
  *
  * Request path, in order:
  *   1. /__control/...           the control API (never forwarded, never logged)
  *   2. read the whole body      (the payload hash must be checked before
  *                                anything reaches s3rver)
  *   3. authenticate             SigV4, Authorization header or presigned query
- *   4. user-metadata limit      PUT/POST carrying x-amz-meta-*
+ *   4. request checks           user-metadata limit (PUT/POST carrying
+ *                                x-amz-meta-*), Content-MD5 (BadDigest), keys
+ *                                longer than 1024 bytes (KeyTooLongError)
  *   5. preconditions            If-Match / If-Unmodified-Since on GET/HEAD and
  *                                conditional PutObject, which s3rver ignores
  *                                (writes to one key are serialized here)
  *   6. fault rules              may delay, answer an error, reset the socket,
  *                                or forward first and then lose the answer
  *   7. forward to s3rver        Authorization and presign parameters stripped
- *                                (s3rver accepts unsigned requests); path and
- *                                query in canonical encoding
+ *                                (s3rver accepts unsigned requests); the key
+ *                                mapped to its upstream form (see "Key
+ *                                mapping"); path and query in canonical
+ *                                encoding.  ListObjects(V2), DeleteObjects
+ *                                and ranged GET/HEAD are carried out by the
+ *                                front itself with plain requests to s3rver
+ *                                (see below), as s3rver gets them wrong.
  *   8. answer                   x-amz-meta-* values with non-ASCII bytes are
- *                                RFC 2047-encoded as =?UTF-8?B?...?=; all else
- *                                streamed unchanged (ranges, 204, 304, 412)
+ *                                RFC 2047-encoded as =?UTF-8?B?...?=; upstream
+ *                                keys in error and multipart answers mapped
+ *                                back; all else passed on unchanged (204,
+ *                                304, 412)
  *   9. log                      one JSON line per request (--log FILE) and an
- *                                in-memory copy for GET /__control/log
+ *                                in-memory copy for GET /__control/log; keys
+ *                                are always the client's (real) keys
+ *
+ * Key mapping.  AWS stores a key verbatim; s3rver stores key K as the file
+ * BUCKET/<K's directories>/<K's last segment>._S3rver_object, so a key with
+ * an empty segment ("a//b") is not routed (404), "." and ".." segments are
+ * resolved away (or out of the bucket), a segment longer than ~230 bytes
+ * fails (ENAMETOOLONG), and its listing walks directories in an order that
+ * is not key order.  The front therefore stores real key K under the
+ * upstream key U = encodeKey(K), built code point by code point ("units"):
+ *   - U+0000..U+0030 (controls, space, !"#$%&'()*+,-./ and '0')
+ *                             -> '0' + two uppercase hex digits ("02D")
+ *   - U+0031..U+D7FE          -> itself
+ *   - U+D7FF and above        -> U+D7FF + the UTF-8 bytes in uppercase hex
+ *   - after the unit of '/' ("02F"), and whenever the current upstream
+ *     component has reached 200 bytes, a '/' is inserted: directories
+ *     where the key has them, and long segments cut into several.
+ * decodeKey(U) drops every '/' and reverses the units.  Examples: "a//b"
+ * -> "a02F/02F/b", "a/./b" -> "a02F/02E02F/b", "a/../b" ->
+ * "a02F/02E02E02F/b", "x/" -> "x02F/", "a-c" -> "a02Dc", "k00" ->
+ * "k030030", "café" -> "café".
+ * Properties the front relies on (so do not change one part alone):
+ *   - injective, prefix-stable (K starts with P => U(K) starts with U(P):
+ *     each choice depends only on what comes before) and order-preserving
+ *     (K1 < K2 in UTF-8 byte order <=> U(K1) < U(K2) in JS string order:
+ *     the units are a prefix-free code that keeps order, '/' goes in at
+ *     places fixed by what comes before);
+ *   - every upstream path component holds only code points from '0' to
+ *     U+D7FF (so no '.': it never collides with s3rver's "._S3rver_*"
+ *     files, is never "." or ".."), is non-empty (the empty leaf of "x/"
+ *     aside, which s3rver handles) and at most 210 bytes; a directory ends
+ *     with the unit "02F" or holds 200 bytes or more, a file stem neither,
+ *     so no name is both a file stem and a directory;
+ *   - hence s3rver's walk (readdir sorted by bytes, depth first) visits
+ *     upstream keys in exactly JS string order, i.e. in real key order,
+ *     and its start-after paging is lossless (each page is checked to be
+ *     strictly increasing all the same).
+ * Keys seen directly on s3rver (S3DB_TEST_UPSTREAM_URL) are upstream keys.
+ * PostObject (browser form upload: the key is inside the form) is refused
+ * with 501 NotImplemented.
+ *
+ * ListObjectsV2 and ListObjects (V1) are answered by the front, from
+ * s3rver's listing of the upstream prefix U(prefix) without delimiter,
+ * which is in real key order: it starts after U(start-after / token /
+ * marker) (with a delimiter, past the common prefix that one lies in, if
+ * any), reads s3rver's pages (start-after = the last upstream key; no
+ * more keys than the page can use), decodes the keys, rolls up common
+ * prefixes (any delimiter string, several characters allowed) and jumps
+ * past each with start-after = U(common prefix) + U+FFFF, and stops after
+ * max-keys items (default and maximum 1000; common prefixes count) plus
+ * one to know whether the answer is truncated.  A listing page thus costs
+ * about one s3rver page, however many keys the prefix holds.  An item (key
+ * or common prefix) is listed only when it sorts after start-after / the
+ * token / the marker, in UTF-8 byte order.  The answer is AWS's XML
+ * (namespace http://s3.amazonaws.com/doc/2006-03-01/; Key, LastModified,
+ * ETag, Size, StorageClass; Owner for V1 and fetch-owner=true; KeyCount,
+ * IsTruncated, NextContinuationToken or NextMarker; keys entity-encoded,
+ * or with encoding-type=url encoded with S3's UriEncode, '/' kept: Key,
+ * Prefix, Delimiter, StartAfter, Marker, NextMarker, common prefixes).
+ * Continuation tokens are base64 of the last item returned (key or common
+ * prefix).  Nothing is cached between requests.
+ *
+ * DeleteObjects is answered by the front: s3rver deletes a batch in
+ * parallel and its directory clean-up races itself (500, ENOENT).  The
+ * front parses <Delete> (at most 1000 <Object>, else MalformedXML; Content-MD5
+ * or an x-amz-checksum-* header required, as AWS), deletes the keys one by
+ * one with DeleteObject requests to s3rver (under the keys' write locks,
+ * 25 keys to a turn of the exclusive lock described below), and answers
+ * <DeleteResult> with <Deleted> (omitted in Quiet mode) and <Error>
+ * elements.  An absent key counts as deleted, as on AWS.
+ *
+ * s3rver's races in general: its DeleteObject removes emptied directories
+ * while a concurrent PUT may be writing into them, another delete removing
+ * them, or a listing walking them (ENOENT, 500); a PUT rewrites the object
+ * and metadata files in place, so a concurrent GET, HEAD or listing reads
+ * them half written (500 "Unexpected end of JSON input", or a short body).
+ * AWS has none of this.  The front therefore sends s3rver its GET and HEAD
+ * requests shared and every other request exclusive, under one FIFO
+ * readers-writer lock held until s3rver's whole answer has been read (the
+ * front buffers it; objects in tests are small).
+ *
+ * Range (GET and HEAD): s3rver reads "bytes=0-0" as "bytes=0-" and knows no
+ * suffix ranges.  The front asks s3rver for the whole object and cuts the
+ * range out of the stream: "bytes=A-B", "bytes=A-" and "bytes=-N" answer
+ * 206 with Content-Range and exactly those bytes (B clamped to the end); a
+ * range that starts at or past the end (or any range of an empty object,
+ * or "bytes=-0") answers 416 InvalidRange with RangeRequested and
+ * ActualObjectSize; an unparsable or multi-range header is ignored (200
+ * with the whole object), as RFC 7233 and S3 do.
+ *
+ * Content-MD5 on PUT/POST is checked against the body received (400
+ * InvalidDigest when it is not 16 bytes of base64, 400 BadDigest when it
+ * does not match), which s3rver does not do.  Object keys longer than 1024
+ * bytes of UTF-8 answer 400 KeyTooLongError.
  *
  * Log entry: {seq, time, method, path (raw, without query), query (raw),
  * command (AWS operation name: PutObject, GetObject, HeadObject,
@@ -40,7 +143,10 @@
  * "reset", "delay:200", "after_forward+status:500", ...), fault_rule (rule
  * id), error (AWS error code when the front answered itself), access_key,
  * upstream_status, bytes_in, metadata_bytes (PUT/POST), keys (DeleteObjects),
- * duration_ms}.
+ * upstream_requests (how many requests to s3rver the front made, HEADs for
+ * preconditions included), duration_ms}.  upstream_status is the status of
+ * the request forwarded; for ListObjects(V2) and DeleteObjects, which take
+ * several, the highest among them.
  *
  * Control API (same port; bucket names cannot contain "__"; no auth):
  *   GET    /__control/health      {ok, port, upstream, region, rules, log_entries}
@@ -100,9 +206,9 @@
  *
  * s3rver quirk repaired here: CopyObject runs decodeURI() on
  * x-amz-copy-source, so keys with %2B, %3D, %26 ... were not found.  The
- * front decodes the source fully and forwards encodeURI() of it, which
- * decodeURI() turns back into the exact key.  ?versionId is dropped
- * (s3rver has no versions).
+ * front decodes the source fully, maps its key to the upstream key and
+ * forwards encodeURI() of it, which decodeURI() turns back into the exact
+ * upstream key.  ?versionId is dropped (s3rver has no versions).
  *
  * Faults (POST /__control/faults, JSON object or array of objects):
  *   status       answer this HTTP status with an AWS XML error (503
@@ -134,6 +240,7 @@
 const http = require('http');
 const crypto = require('crypto');
 const fs = require('fs');
+const { PassThrough } = require('stream');
 
 /* ---- configuration --------------------------------------------------- */
 
@@ -311,6 +418,85 @@ function headerMap(rawHeaders) {
 
 const hget = (h, n) => (h.has(n) ? h.get(n).join(',') : undefined);
 
+/* ---- key mapping (see "Key mapping" in the file comment) --------------- */
+
+const KEY_MAX_BYTES = 1024;
+const PIECE_BYTES = 200;     /* an upstream component ends once this full */
+const HIGH = '\ud7ff';       /* starts the escape of code points >= U+D7FF */
+const HEX2 = /^[0-9A-F]{2}$/;
+
+/* The upstream key of real key `key` (a string).  Deterministic from left
+ * to right, hence prefix-stable (encodeKey(P) is a prefix of encodeKey(K)
+ * whenever K starts with P), and order-preserving (see the file comment). */
+function encodeKey(key) {
+	let out = '';
+	let piece = 0;          /* bytes in the current upstream component */
+	for (const ch of key) {  /* code points */
+		const cp = ch.codePointAt(0);
+		let unit, len;
+		if (cp <= 0x30) {
+			unit = '0' + (cp < 16 ? '0' : '') + cp.toString(16).toUpperCase();
+			len = 3;
+		} else if (cp < 0xd7ff) {
+			unit = ch;
+			len = cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3;
+		} else {
+			unit = HIGH + Buffer.from(ch, 'utf8').toString('hex').toUpperCase();
+			len = 3 + unit.length - 1;
+		}
+		out += unit;
+		piece += len;
+		if (cp === 0x2f || piece >= PIECE_BYTES) {
+			out += '/';
+			piece = 0;
+		}
+	}
+	return out;
+}
+
+/* The real key of upstream key `up`; the inverse of encodeKey.  Text that
+ * encodeKey cannot have produced is kept as it is ('/' aside). */
+function decodeKey(up) {
+	let out = '';
+	let i = 0;
+	while (i < up.length) {
+		const c = up[i];
+		if (c === '/') {
+			i++;
+		} else if (c === '0' && HEX2.test(up.substr(i + 1, 2)) &&
+		           parseInt(up.substr(i + 1, 2), 16) <= 0x30) {
+			out += String.fromCharCode(parseInt(up.substr(i + 1, 2), 16));
+			i += 3;
+		} else if (c === HIGH && HEX2.test(up.substr(i + 1, 2))) {
+			const n = parseInt(up.substr(i + 1, 2), 16) >= 0xf0 ? 4 : 3;
+			const hex = up.substr(i + 1, 2 * n);
+			if (hex.length === 2 * n && /^[0-9A-F]+$/.test(hex)) {
+				out += Buffer.from(hex, 'hex').toString('utf8');
+				i += 1 + 2 * n;
+			} else {
+				out += c;
+				i++;
+			}
+		} else {
+			out += c;
+			i++;
+		}
+	}
+	return out;
+}
+
+/* An upstream key greater than the upstream key of every real key that
+ * starts with realPrefix, and smaller than that of every other real key
+ * that sorts after realPrefix: where a listing resumes after a common
+ * prefix.  (Upstream keys hold no code unit above U+D7FF.) */
+const pastPrefix = (realPrefix) => encodeKey(realPrefix) + '\uffff';
+
+/* The upstream request path of an object: /BUCKET/UriEncode(encodeKey(key)). */
+function upstreamObjectPath(bucket, key) {
+	return '/' + uriEncode(Buffer.from(bucket, 'utf8'), true) + '/' +
+		uriEncode(Buffer.from(encodeKey(key), 'utf8'), false);
+}
+
 /* ---- AWS-style errors ------------------------------------------------- */
 
 const FAULT_ERRORS = {
@@ -328,12 +514,14 @@ const FAULT_ERRORS = {
 };
 
 class S3Error {
-	/* extra: [[element, text], ...] placed between Message and RequestId. */
-	constructor(status, code, message, extra) {
+	/* extra: [[element, text], ...] placed between Message and RequestId;
+	 * headers: {name: value} added to the answer. */
+	constructor(status, code, message, extra, headers) {
 		this.status = status;
 		this.code = code;
 		this.message = message;
 		this.extra = extra || [];
+		this.headers = headers || {};
 	}
 }
 
@@ -350,6 +538,7 @@ function sendError(ctx, err) {
 		'x-amz-id-2': ctx.hostId,
 		'Content-Type': 'application/xml',
 		'Server': 'AmazonS3',
+		...err.headers,
 	};
 	if (ctx.method === 'HEAD') {
 		res.writeHead(err.status, headers);
@@ -778,42 +967,81 @@ function finishEntry(ctx) {
 	}
 }
 
-/* ---- forwarding ------------------------------------------------------- */
+/* ---- requests to s3rver ------------------------------------------------ */
 
 const HOP_HEADERS = new Set(['authorization', 'host', 'connection', 'keep-alive', 'expect',
 	'transfer-encoding', 'content-length', 'te', 'trailer', 'upgrade', 'proxy-authorization',
 	'proxy-connection']);
+const EMPTY = Buffer.alloc(0);
+const upstreamHost = () => `${cfg.upstreamHost}:${cfg.upstreamPort}`;
 
-/* Rewrites x-amz-copy-source for s3rver's decodeURI(): see file comment. */
-function fixCopySource(v) {
-	const q = v.indexOf('?');
-	const path = q < 0 ? v : v.slice(0, q);
-	return encodeURI(pctDecode(path, false).toString('utf8'));
-}
+/* The FIFO readers-writer lock over s3rver's store (see "s3rver's races"
+ * in the file comment).  Invariant: exclusive implies
+ * shared === 0; waiters are granted strictly in arrival order, so a
+ * waiting writer is never starved by later readers. */
+const tree = { shared: 0, exclusive: false, queue: [] };
 
-/* Sends the request to s3rver; resolves with the upstream response (not
- * yet read) or rejects on a connection error. */
-function forward(ctx) {
-	const headers = [];
-	for (let i = 0; i + 1 < ctx.req.rawHeaders.length; i += 2) {
-		const n = ctx.req.rawHeaders[i], ln = n.toLowerCase();
-		let v = ctx.req.rawHeaders[i + 1];
-		if (HOP_HEADERS.has(ln))
-			continue;
-		if (ln === 'x-amz-copy-source')
-			v = fixCopySource(v);
-		headers.push(n, v);
+function treeGrant() {
+	while (tree.queue.length && !tree.exclusive) {
+		const w = tree.queue[0];
+		if (w.exclusive) {
+			if (tree.shared > 0)
+				return;
+			tree.exclusive = true;
+		} else {
+			tree.shared++;
+		}
+		tree.queue.shift();
+		w.resolve();
 	}
-	headers.push('Host', `${cfg.upstreamHost}:${cfg.upstreamPort}`);
-	headers.push('Content-Length', String(ctx.body.length));
-	const q = canonicalQuery(ctx.query, (n) => PRESIGN_PARAMS.has(n));
-	const path = ctx.canonicalPath + (q ? '?' + q : '');
-	return upstreamRequest(ctx.method, path, headers, ctx.body);
 }
 
-/* One request to s3rver; resolves with the response (body not yet read).
- * A connection error on a reused keep-alive socket is retried once. */
-function upstreamRequest(method, path, headers, body, retried) {
+function treeAcquire(exclusive) {
+	return new Promise((resolve) => {
+		tree.queue.push({ exclusive, resolve });
+		treeGrant();
+	});
+}
+
+function treeRelease(exclusive) {
+	if (exclusive)
+		tree.exclusive = false;
+	else
+		tree.shared--;
+	treeGrant();
+}
+
+/* One request to s3rver under the tree lock (GET and HEAD shared, all
+ * else exclusive).  The answer is read whole before the lock is released
+ * (a later PUT truncates the very file a GET streams from); resolves with
+ * a readable stream of it that carries statusCode, headers and rawHeaders
+ * like an http.IncomingMessage.  Rejects on a connection error. */
+async function upstreamRequest(method, path, headers, body) {
+	const exclusive = method !== 'GET' && method !== 'HEAD';
+	await treeAcquire(exclusive);
+	try {
+		return await upstreamWhole(method, path, headers, body);
+	} finally {
+		treeRelease(exclusive);
+	}
+}
+
+/* The request to s3rver and its whole answer, as upstreamRequest resolves
+ * it; the caller holds the tree lock. */
+async function upstreamWhole(method, path, headers, body) {
+	const res = await upstreamSend(method, path, headers, body, false);
+	const data = await readBody(res);
+	const out = new PassThrough();
+	out.statusCode = res.statusCode;
+	out.headers = res.headers;
+	out.rawHeaders = res.rawHeaders;
+	out.end(data);
+	return out;
+}
+
+/* The request itself.  A connection error on a reused keep-alive socket is
+ * retried once (s3rver closes idle sockets; see upstreamAgent). */
+function upstreamSend(method, path, headers, body, retried) {
 	return new Promise((resolve, reject) => {
 		const up = http.request({
 			host: cfg.upstreamHost, port: cfg.upstreamPort, method, path, headers,
@@ -822,7 +1050,7 @@ function upstreamRequest(method, path, headers, body, retried) {
 		up.on('error', (err) => {
 			if (up.reusedSocket && !retried &&
 			    (err.code === 'ECONNRESET' || err.code === 'EPIPE'))
-				resolve(upstreamRequest(method, path, headers, body, true));
+				resolve(upstreamSend(method, path, headers, body, true));
 			else
 				reject(err);
 		});
@@ -830,16 +1058,73 @@ function upstreamRequest(method, path, headers, body, retried) {
 	});
 }
 
-/* Response headers of s3rver as the client gets them. */
+/* upstreamRequest (or upstreamWhole when the caller holds the tree lock:
+ * locked) for the client request ctx: counts it in the log entry, whose
+ * upstream_status becomes the highest status seen. */
+async function upstreamFor(ctx, method, path, headers, body, locked) {
+	ctx.entry.upstream_requests = (ctx.entry.upstream_requests || 0) + 1;
+	const res = await (locked ? upstreamWhole : upstreamRequest)(method, path, headers, body);
+	if (ctx.entry.upstream_status === undefined || res.statusCode > ctx.entry.upstream_status)
+		ctx.entry.upstream_status = res.statusCode;
+	return res;
+}
+
+/* x-amz-copy-source for s3rver: the source decoded fully, its key mapped
+ * to the upstream key, then encodeURI() for s3rver's decodeURI() (see the
+ * file comment).  Sets ctx.copySourceKey to the real source key. */
+function copySourceUpstream(ctx, v) {
+	const q = v.indexOf('?');
+	const path = pctDecode(q < 0 ? v : v.slice(0, q), false).toString('utf8').replace(/^\//, '');
+	const slash = path.indexOf('/');
+	if (slash < 0)
+		return encodeURI('/' + path);
+	ctx.copySourceKey = path.slice(slash + 1);
+	return encodeURI('/' + path.slice(0, slash) + '/' + encodeKey(ctx.copySourceKey));
+}
+
+/* Sends the client's request on to s3rver (key mapped; Range left out
+ * when the front cuts the range itself); resolves with s3rver's answer as
+ * upstreamRequest does, or rejects on a connection error. */
+function forward(ctx) {
+	const headers = [];
+	for (let i = 0; i + 1 < ctx.req.rawHeaders.length; i += 2) {
+		const n = ctx.req.rawHeaders[i], ln = n.toLowerCase();
+		let v = ctx.req.rawHeaders[i + 1];
+		if (HOP_HEADERS.has(ln) || (ln === 'range' && ctx.rangeByFront))
+			continue;
+		if (ln === 'x-amz-copy-source')
+			v = copySourceUpstream(ctx, v);
+		headers.push(n, v);
+	}
+	headers.push('Host', upstreamHost());
+	headers.push('Content-Length', String(ctx.body.length));
+	const q = canonicalQuery(ctx.query, (n) => PRESIGN_PARAMS.has(n));
+	const path = ctx.upstreamPath + (q ? '?' + q : '');
+	return upstreamFor(ctx, ctx.method, path, headers, ctx.body);
+}
+
+/* Response headers of s3rver as the client gets them.  s3rver's
+ * x-amz-error-detail-Key would show the upstream key: dropped. */
 function clientHeaders(raw) {
 	const out = [];
 	for (let i = 0; i + 1 < raw.length; i += 2) {
 		const ln = raw[i].toLowerCase();
-		if (ln === 'connection' || ln === 'keep-alive' || ln === 'transfer-encoding')
+		if (ln === 'connection' || ln === 'keep-alive' || ln === 'transfer-encoding' ||
+		    ln === 'x-amz-error-detail-key')
 			continue;
 		out.push(raw[i], ln.startsWith('x-amz-meta-') ? encodeMetaValue(raw[i + 1]) : raw[i + 1]);
 	}
 	return out;
+}
+
+/* headers (a raw [name, value, ...] list) without the named ones
+ * (lowercase), plus the pairs of `add`. */
+function replaceHeaders(headers, drop, add) {
+	const out = [];
+	for (let i = 0; i + 1 < headers.length; i += 2)
+		if (!drop.includes(headers[i].toLowerCase()))
+			out.push(headers[i], headers[i + 1]);
+	return out.concat(add);
 }
 
 function drain(stream) {
@@ -862,6 +1147,55 @@ function readBody(req) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/* Element text of an answer: xmlEscape, and C0 controls other than tab
+ * and newline as character references (a raw CR would not survive an XML
+ * parser). */
+function xmlText(s) {
+	return xmlEscape(s).replace(/[\x00-\x08\x0b-\x1f]/g,
+		(c) => `&#x${c.charCodeAt(0).toString(16).toUpperCase()};`);
+}
+
+/* The text of the first <name>...</name> in xml (raw, not unescaped), or
+ * undefined. */
+function xmlElement(xml, name) {
+	const open = xml.indexOf(`<${name}>`);
+	if (open < 0)
+		return undefined;
+	const from = open + name.length + 2;
+	const close = xml.indexOf(`</${name}>`, from);
+	return close < 0 ? undefined : xml.slice(from, close);
+}
+
+/* An answer the front writes: {status, headers: [name, value, ...], and
+ * body (Buffer) or stream (an upstream response, optionally with cut:
+ * [first, last] inclusive byte positions to keep)}. */
+function xmlAnswer(ctx, status, xml) {
+	const body = Buffer.from(xml, 'utf8');
+	return {
+		status, body,
+		headers: ['x-amz-request-id', ctx.id, 'x-amz-id-2', ctx.hostId,
+			'Content-Type', 'application/xml', 'Server', 'AmazonS3',
+			'Content-Length', String(body.length)],
+	};
+}
+
+/* The answer carrying an upstream response whose body has been read. */
+function bufferedAnswer(up, body) {
+	return {
+		status: up.statusCode, body,
+		headers: replaceHeaders(clientHeaders(up.rawHeaders), ['content-length'],
+			['Content-Length', String(body.length)]),
+	};
+}
+
+/* Thrown by the front's own operations to answer s3rver's response as is
+ * (an error s3rver found, such as NoSuchBucket). */
+class UpstreamAnswer {
+	constructor(up, body) {
+		this.answer = bufferedAnswer(up, body);
+	}
+}
+
 /* ---- conditional requests that s3rver ignores ------------------------- */
 
 /* s3rver honours only If-None-Match and If-Modified-Since on GET/HEAD.  The
@@ -871,8 +1205,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * on PutObject: If-None-Match: * (412 when the key exists) and If-Match:
  * ETAG (404 NoSuchKey when absent, 412 when the ETag differs).  The current
  * state comes from a HEAD to s3rver; every write to a key (PutObject,
- * CopyObject, DeleteObject) passes through a per-key lock in the front, so
- * a conditional PUT is atomic with respect to other requests through it. */
+ * CopyObject, DeleteObject, each key of DeleteObjects) passes through a
+ * per-key lock in the front, so a conditional PUT is atomic with respect
+ * to other requests through it. */
 
 const keyLocks = new Map();
 
@@ -894,9 +1229,9 @@ async function withKeyLock(lockKey, fn) {
 }
 
 /* HEAD of the object on s3rver: {status, etag, lastModified}. */
-async function headUpstream(canonicalPath) {
-	const res = await upstreamRequest('HEAD', canonicalPath,
-		{ Host: `${cfg.upstreamHost}:${cfg.upstreamPort}` }, Buffer.alloc(0));
+async function headUpstream(ctx) {
+	ctx.entry.upstream_requests = (ctx.entry.upstream_requests || 0) + 1;
+	const res = await upstreamRequest('HEAD', ctx.upstreamPath, { Host: upstreamHost() }, EMPTY);
 	res.resume();
 	return {
 		status: res.statusCode,
@@ -924,7 +1259,7 @@ async function checkPreconditions(ctx) {
 	if (cmd === 'GetObject' || cmd === 'HeadObject') {
 		if (ifMatch === undefined && ifUnmodified === undefined)
 			return;
-		const cur = await headUpstream(ctx.canonicalPath);
+		const cur = await headUpstream(ctx);
 		if (cur.status !== 200)
 			return; /* s3rver answers the 404 itself */
 		if (ifMatch !== undefined) {
@@ -941,7 +1276,7 @@ async function checkPreconditions(ctx) {
 		return;
 	if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*')
 		throw new S3Error(501, 'NotImplemented', 'A header you provided implies functionality that is not implemented', [['Header', 'If-None-Match']]);
-	const cur = await headUpstream(ctx.canonicalPath);
+	const cur = await headUpstream(ctx);
 	if (ifNoneMatch !== undefined && cur.status === 200)
 		throw new S3Error(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', [['Condition', 'If-None-Match']]);
 	if (ifMatch !== undefined) {
@@ -950,6 +1285,521 @@ async function checkPreconditions(ctx) {
 		if (!etagListMatches(ifMatch, cur.etag))
 			throw new S3Error(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', [['Condition', 'If-Match']]);
 	}
+}
+
+/* ---- Content-MD5 and key length ---------------------------------------- */
+
+/* Throws InvalidDigest / BadDigest when a PUT or POST carries a Content-MD5
+ * that is malformed or does not match the body, and InvalidRequest when
+ * DeleteObjects has neither Content-MD5 nor an x-amz-checksum-* header. */
+function checkContentMd5(ctx) {
+	if (ctx.method !== 'PUT' && ctx.method !== 'POST')
+		return;
+	const v = hget(ctx.headers, 'content-md5');
+	if (v === undefined) {
+		if (ctx.entry.command === 'DeleteObjects' &&
+		    ![...ctx.headers.keys()].some((n) => n.startsWith('x-amz-checksum-')))
+			throw new S3Error(400, 'InvalidRequest', 'Missing required header for this request: Content-MD5');
+		return;
+	}
+	const given = v.trim();
+	const digest = Buffer.from(given, 'base64');
+	if (digest.length !== 16 || digest.toString('base64') !== given)
+		throw new S3Error(400, 'InvalidDigest', 'The Content-MD5 you specified was invalid.',
+			[['Content-MD5', given]]);
+	const computed = crypto.createHash('md5').update(ctx.body).digest();
+	if (!computed.equals(digest))
+		throw new S3Error(400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.',
+			[['ExpectedDigest', digest.toString('hex')], ['CalculatedDigest', computed.toString('hex')]]);
+}
+
+/* Throws KeyTooLongError for an object key over 1024 bytes of UTF-8. */
+function checkKeyLength(ctx, key) {
+	const n = Buffer.byteLength(key, 'utf8');
+	if (n > KEY_MAX_BYTES)
+		throw new S3Error(400, 'KeyTooLongError', 'Your key is too long',
+			[['Size', String(n)], ['MaxSizeAllowed', String(KEY_MAX_BYTES)]]);
+}
+
+/* ---- ListObjects and ListObjectsV2 ------------------------------------- */
+
+const S3_NS = 'http://s3.amazonaws.com/doc/2006-03-01/';
+const OWNER_XML = '<Owner><ID>75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a</ID>' +
+	'<DisplayName>s3front</DisplayName></Owner>';
+
+/* Reads the objects under a real prefix from s3rver in key order, a page
+ * at a time, from an upstream start-after position that can be moved
+ * forward.  Entries: {upKey, key (real), kb (its UTF-8 bytes),
+ * lastModified, etag, size}.  s3rver's answers are checked to be strictly
+ * increasing; an UpstreamAnswer is thrown when s3rver refuses. */
+class UpstreamCursor {
+	constructor(ctx, bucket, prefix, upAfter) {
+		this.ctx = ctx;
+		this.prefix = prefix;
+		this.upPrefix = encodeKey(prefix);
+		this.bucketPath = '/' + uriEncode(Buffer.from(bucket, 'utf8'), true);
+		this.after = upAfter;   /* upstream start-after of the next fetch */
+		this.buf = [];
+		this.pos = 0;
+		this.done = false;
+	}
+
+	/* The next entry, or null at the end; want is how many entries the
+	 * caller expects to need at most (the size of a fetch). */
+	async next(want) {
+		while (this.pos >= this.buf.length) {
+			if (this.done)
+				return null;
+			await this.fetch(Math.min(1000, Math.max(1, want)));
+		}
+		return this.buf[this.pos++];
+	}
+
+	/* Moves past every upstream key <= upKey. */
+	skipTo(upKey) {
+		while (this.pos < this.buf.length && this.buf[this.pos].upKey <= upKey)
+			this.pos++;
+		if (this.pos >= this.buf.length && upKey > this.after)
+			this.after = upKey;
+	}
+
+	/* One s3rver page of at most max keys after this.after. */
+	async fetch(max) {
+		const q = [['list-type', '2'], ['max-keys', String(max)]];
+		if (this.upPrefix)
+			q.push(['prefix', this.upPrefix]);
+		if (this.after)
+			q.push(['start-after', this.after]);
+		q.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+		const path = this.bucketPath + '?' +
+			q.map(([n, v]) => `${n}=${uriEncode(Buffer.from(v, 'utf8'), true)}`).join('&');
+		const up = await upstreamFor(this.ctx, 'GET', path, { Host: upstreamHost() }, EMPTY);
+		const body = await readBody(up);
+		if (up.statusCode !== 200)
+			throw new UpstreamAnswer(up, body);
+		const xml = body.toString('utf8');
+		this.buf = [];
+		this.pos = 0;
+		let last = this.after;
+		for (let at = 0; ;) {
+			const open = xml.indexOf('<Contents>', at);
+			const close = open < 0 ? -1 : xml.indexOf('</Contents>', open);
+			if (close < 0)
+				break;
+			const c = xml.slice(open + 10, close);
+			at = close + 11;
+			const upKey = xmlUnescape(xmlElement(c, 'Key') || '');
+			if (upKey <= last)
+				throw new S3Error(500, 'InternalError',
+					`s3front: s3rver listed ${JSON.stringify(upKey)} after ${JSON.stringify(last)}; its paging would lose keys`);
+			last = upKey;
+			const key = decodeKey(upKey);
+			if (!key.startsWith(this.prefix))
+				continue;
+			this.buf.push({
+				upKey, key, kb: Buffer.from(key, 'utf8'),
+				lastModified: xmlUnescape(xmlElement(c, 'LastModified') || ''),
+				etag: xmlUnescape(xmlElement(c, 'ETag') || ''),
+				size: xmlUnescape(xmlElement(c, 'Size') || '0'),
+			});
+		}
+		this.done = xmlElement(xml, 'IsTruncated') !== 'true' || last === this.after;
+		this.after = last;
+	}
+}
+
+/* One page of the listing, cut the way S3 cuts it: the items (keys, and
+ * common prefixes when delimiter is not empty) that sort after `after` (a
+ * real key or common prefix, or null), at most maxKeys of them.  Resolves
+ * to {contents, prefixes, truncated, last}; reads only as much from s3rver
+ * as the page needs (plus one key to know whether it is truncated). */
+async function listPage(ctx, bucket, prefix, delimiter, after, maxKeys) {
+	const page = { contents: [], prefixes: [], truncated: false, last: null };
+	const afterBytes = after === null ? null : Buffer.from(after, 'utf8');
+	let start = after === null ? '' : encodeKey(after);
+	if (after !== null && delimiter && after.startsWith(prefix)) {
+		/* `after` is a common prefix or inside one (C): every key that
+		 * starts with C rolls up into C, which is not after `after` */
+		const at = after.indexOf(delimiter, prefix.length);
+		if (at >= 0)
+			start = pastPrefix(after.slice(0, at + delimiter.length));
+	}
+	const cur = new UpstreamCursor(ctx, bucket, prefix, start);
+	if (maxKeys === 0) {
+		await cur.fetch(0);   /* NoSuchBucket still applies */
+		return page;
+	}
+	let count = 0, lastPrefix = null;
+	for (;;) {
+		const e = await cur.next(maxKeys + 1 - count);
+		if (!e)
+			break;
+		let cp = null;
+		if (delimiter) {
+			const at = e.key.indexOf(delimiter, prefix.length);
+			if (at >= 0)
+				cp = e.key.slice(0, at + delimiter.length);
+		}
+		if (cp !== null && (cp === lastPrefix ||
+		    (afterBytes && Buffer.compare(Buffer.from(cp, 'utf8'), afterBytes) <= 0))) {
+			/* rolled up already, or not after `after`: skip what it covers */
+			lastPrefix = cp;
+			cur.skipTo(pastPrefix(cp));
+			continue;
+		}
+		if (count >= maxKeys) {
+			page.truncated = true;
+			break;
+		}
+		count++;
+		if (cp !== null) {
+			page.prefixes.push(cp);
+			page.last = cp;
+			lastPrefix = cp;
+			cur.skipTo(pastPrefix(cp));
+		} else {
+			page.contents.push(e);
+			page.last = e.key;
+		}
+	}
+	return page;
+}
+
+/* Continuation tokens: base64 of the UTF-8 of the last item returned (a
+ * key or a common prefix).  readToken gives that item back, or null when
+ * the token is not one of ours. */
+const makeToken = (page) => Buffer.from(page.last, 'utf8').toString('base64');
+
+function readToken(token) {
+	const raw = Buffer.from(token, 'base64');
+	const text = raw.toString('utf8');
+	if (token === '' || raw.toString('base64') !== token ||
+	    Buffer.from(text, 'utf8').toString('base64') !== token)
+		return null;
+	return text;
+}
+
+/* Answers ListObjectsV2 (v2) or ListObjects (V1) from s3rver's listing of
+ * the upstream prefix (see the file comment). */
+async function listObjects(ctx, v2) {
+	const q = new Map(ctx.query.map((p) => [p.name, p.value]));
+	const bucket = ctx.entry.bucket;
+	const prefix = q.get('prefix') || '';
+	const delimiter = q.get('delimiter') || '';
+	const encoding = q.get('encoding-type');
+	if (encoding !== undefined && encoding !== 'url')
+		throw new S3Error(400, 'InvalidArgument', 'Invalid Encoding Method specified in Request',
+			[['ArgumentName', 'encoding-type'], ['ArgumentValue', encoding]]);
+	let maxKeys = 1000;
+	if (q.has('max-keys')) {
+		const m = q.get('max-keys');
+		if (!/^-?\d+$/.test(m) || Number(m) > 2147483647)
+			throw new S3Error(400, 'InvalidArgument', 'Provided max-keys not an integer or within integer range',
+				[['ArgumentName', 'max-keys'], ['ArgumentValue', m]]);
+		if (Number(m) < 0)
+			throw new S3Error(400, 'InvalidArgument', 'Argument maxKeys must be an integer between 0 and 2147483647',
+				[['ArgumentName', 'maxKeys'], ['ArgumentValue', m]]);
+		maxKeys = Math.min(Number(m), 1000);
+	}
+	let after = null, startAfter, token, marker;
+	if (v2) {
+		startAfter = q.get('start-after');
+		token = q.get('continuation-token');
+		if (token !== undefined) {
+			after = readToken(token);
+			if (after === null)
+				throw new S3Error(400, 'InvalidArgument', 'The continuation token provided is incorrect',
+					[['ArgumentName', 'continuation-token']]);
+		} else if (startAfter) {
+			after = startAfter;
+		}
+	} else {
+		marker = q.get('marker') || '';
+		if (marker)
+			after = marker;
+	}
+
+	const page = await listPage(ctx, bucket, prefix, delimiter, after, maxKeys);
+
+	const url = encoding === 'url';
+	const t = (s) => (url ? uriEncode(Buffer.from(s, 'utf8'), false) : xmlText(s));
+	const owner = !v2 || q.get('fetch-owner') === 'true';
+	const x = ['<?xml version="1.0" encoding="UTF-8"?>\n',
+		`<ListBucketResult xmlns="${S3_NS}"><Name>${xmlText(bucket)}</Name><Prefix>${t(prefix)}</Prefix>`];
+	if (v2) {
+		if (startAfter)
+			x.push(`<StartAfter>${t(startAfter)}</StartAfter>`);
+		if (token !== undefined)
+			x.push(`<ContinuationToken>${xmlText(token)}</ContinuationToken>`);
+		if (page.truncated)
+			x.push(`<NextContinuationToken>${makeToken(page)}</NextContinuationToken>`);
+		x.push(`<KeyCount>${page.contents.length + page.prefixes.length}</KeyCount>`);
+	} else {
+		x.push(`<Marker>${t(marker)}</Marker>`);
+		if (page.truncated && delimiter)
+			x.push(`<NextMarker>${t(page.last)}</NextMarker>`);
+	}
+	x.push(`<MaxKeys>${maxKeys}</MaxKeys>`);
+	if (delimiter)
+		x.push(`<Delimiter>${t(delimiter)}</Delimiter>`);
+	if (url)
+		x.push('<EncodingType>url</EncodingType>');
+	x.push(`<IsTruncated>${page.truncated}</IsTruncated>`);
+	for (const c of page.contents)
+		x.push(`<Contents><Key>${t(c.key)}</Key><LastModified>${xmlText(c.lastModified)}</LastModified>` +
+			`<ETag>${xmlText(c.etag)}</ETag><Size>${xmlText(c.size)}</Size>` +
+			(owner ? OWNER_XML : '') + '<StorageClass>STANDARD</StorageClass></Contents>');
+	for (const p of page.prefixes)
+		x.push(`<CommonPrefixes><Prefix>${t(p)}</Prefix></CommonPrefixes>`);
+	x.push('</ListBucketResult>');
+	return xmlAnswer(ctx, 200, x.join(''));
+}
+
+/* ---- DeleteObjects ------------------------------------------------------ */
+
+/* The text of an element's content: entities decoded, CDATA sections
+ * taken literally; null when a CDATA section is not closed. */
+function xmlContent(s) {
+	let out = '';
+	let at = 0;
+	for (;;) {
+		const open = s.indexOf('<![CDATA[', at);
+		if (open < 0)
+			return out + xmlUnescape(s.slice(at));
+		const close = s.indexOf(']]>', open + 9);
+		if (close < 0)
+			return null;
+		out += xmlUnescape(s.slice(at, open)) + s.slice(open + 9, close);
+		at = close + 3;
+	}
+}
+
+/* Parses a <Delete> request body: {quiet, objects: [{key, versionId}]} or
+ * {error} (the reason it is MalformedXML). */
+function parseDeleteBody(body) {
+	const xml = body.toString('utf8');
+	if (!/^\s*(<\?xml[^>]*\?>\s*)?<(\w+:)?Delete[\s>]/.test(xml) || !/<\/(\w+:)?Delete>\s*$/.test(xml))
+		return { error: 'the root element is not <Delete>' };
+	const quiet = /<(\w+:)?Quiet>\s*true\s*<\/(\w+:)?Quiet>/.test(xml);
+	const objects = [];
+	for (const m of xml.matchAll(/<(?:\w+:)?Object>([\s\S]*?)<\/(?:\w+:)?Object>/g)) {
+		const k = /<(?:\w+:)?Key>([\s\S]*?)<\/(?:\w+:)?Key>/.exec(m[1]);
+		if (!k)
+			return { error: 'an <Object> without <Key>' };
+		const key = xmlContent(k[1]);
+		if (key === null)
+			return { error: 'an unterminated CDATA section' };
+		const v = /<(?:\w+:)?VersionId>([\s\S]*?)<\/(?:\w+:)?VersionId>/.exec(m[1]);
+		objects.push({ key, versionId: v ? xmlUnescape(v[1]) : undefined });
+	}
+	if (objects.length === 0)
+		return { error: 'no <Object>' };
+	if (objects.length > 1000)
+		return { error: `${objects.length} objects, at most 1000` };
+	return { quiet, objects };
+}
+
+/* The error code and message of an upstream error body (for DeleteObjects'
+ * <Error> elements). */
+function upstreamErrorOf(status, body) {
+	const xml = body.toString('utf8');
+	return {
+		code: xmlUnescape(xmlElement(xml, 'Code') || '') || (status >= 500 ? 'InternalError' : `Http${status}`),
+		message: xmlUnescape(xmlElement(xml, 'Message') || '') || `s3rver answered ${status}`,
+	};
+}
+
+/* Runs fn() holding the write locks of every name in `names`, taken in
+ * sorted order (a fixed order, so holders of several locks cannot deadlock;
+ * see withKeyLock). */
+function withKeyLocks(names, fn) {
+	const sorted = [...new Set(names)].sort();
+	return sorted.reduceRight((inner, name) => () => withKeyLock(name, inner), fn)();
+}
+
+const DELETE_CHUNK = 25;
+
+/* Deletes real keys on s3rver, DELETE_CHUNK at a time: for each chunk the
+ * keys' write locks, then the tree lock once for the whole chunk (one
+ * exclusive turn per chunk rather than per key keeps a big batch from
+ * queueing behind every other client 1000 times).  Returns a Map key ->
+ * null when it is gone (absent already counts) or {code, message}. */
+async function deleteKeys(ctx, bucket, keys) {
+	const results = new Map();
+	const todo = [];
+	for (const key of new Set(keys)) {
+		if (key === '')
+			results.set(key, { code: 'UserKeyMustBeSpecified', message: 'The request was missing a required key.' });
+		else if (Buffer.byteLength(key, 'utf8') > KEY_MAX_BYTES)
+			results.set(key, null);   /* cannot exist */
+		else
+			todo.push(key);
+	}
+	for (let i = 0; i < todo.length; i += DELETE_CHUNK) {
+		const chunk = todo.slice(i, i + DELETE_CHUNK);
+		await withKeyLocks(chunk.map((k) => `${bucket}/${k}`), async () => {
+			await treeAcquire(true);
+			try {
+				for (const key of chunk)
+					results.set(key, await deleteLocked(ctx, bucket, key));
+			} finally {
+				treeRelease(true);
+			}
+		});
+	}
+	return results;
+}
+
+/* One DeleteObject to s3rver, the locks held: null or {code, message}. */
+async function deleteLocked(ctx, bucket, key) {
+	let up;
+	try {
+		up = await upstreamFor(ctx, 'DELETE', upstreamObjectPath(bucket, key),
+			{ Host: upstreamHost(), 'Content-Length': '0' }, EMPTY, true);
+	} catch (err) {
+		return { code: 'InternalError', message: `s3front: upstream ${cfg.upstream} unreachable: ${err.message}` };
+	}
+	const body = await readBody(up);
+	if (up.statusCode < 300 || up.statusCode === 404)
+		return null;
+	return upstreamErrorOf(up.statusCode, body);
+}
+
+/* Answers DeleteObjects (see the file comment). */
+async function deleteObjects(ctx) {
+	const parsed = ctx.deleteRequest;
+	if (parsed.error)
+		throw new S3Error(400, 'MalformedXML',
+			'The XML you provided was not well-formed or did not validate against our published schema');
+	const results = await deleteKeys(ctx, ctx.entry.bucket, parsed.objects.map((o) => o.key));
+	const x = ['<?xml version="1.0" encoding="UTF-8"?>\n', `<DeleteResult xmlns="${S3_NS}">`];
+	for (const o of parsed.objects) {
+		const e = results.get(o.key);
+		const version = o.versionId !== undefined ? `<VersionId>${xmlText(o.versionId)}</VersionId>` : '';
+		if (!e) {
+			if (!parsed.quiet)
+				x.push(`<Deleted><Key>${xmlText(o.key)}</Key>${version}</Deleted>`);
+		} else {
+			x.push(`<Error><Key>${xmlText(o.key)}</Key>${version}<Code>${xmlText(e.code)}</Code>` +
+				`<Message>${xmlText(e.message)}</Message></Error>`);
+		}
+	}
+	x.push('</DeleteResult>');
+	return xmlAnswer(ctx, 200, x.join(''));
+}
+
+/* ---- Range --------------------------------------------------------------- */
+
+/* The Range header of a GET/HEAD as {first, last} (last null: to the end)
+ * or {suffix}, or null when absent, unparsable, several ranges, or last
+ * before first: then S3 ignores it and answers the whole object. */
+function parseRange(v) {
+	if (v === undefined)
+		return null;
+	const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/.exec(v);
+	if (!m || (m[1] === '' && m[2] === ''))
+		return null;
+	if (m[1] === '')
+		return { suffix: Number(m[2]) };
+	const first = Number(m[1]), last = m[2] === '' ? null : Number(m[2]);
+	if (last !== null && last < first)
+		return null;
+	return { first, last };
+}
+
+/* The answer to a ranged GET/HEAD from s3rver's full answer `up` (status
+ * 200, Content-Length = size): 206 and the cut, or throws 416. */
+async function rangeAnswer(ctx, up) {
+	const size = Number(up.headers['content-length']);
+	const r = ctx.range;
+	let first, last;
+	if (r.suffix !== undefined) {
+		first = Math.max(0, size - r.suffix);
+		last = size - 1;
+		if (r.suffix === 0 || size === 0)
+			first = size;   /* unsatisfiable */
+	} else {
+		first = r.first;
+		last = r.last === null ? size - 1 : Math.min(r.last, size - 1);
+	}
+	if (!Number.isFinite(size) || first >= size) {
+		await drain(up);
+		throw new S3Error(416, 'InvalidRange', 'The requested range is not satisfiable',
+			[['RangeRequested', hget(ctx.headers, 'range')], ['ActualObjectSize', String(size)]],
+			{ 'Content-Range': `bytes */${size}` });
+	}
+	return {
+		status: 206, stream: up, cut: [first, last],
+		headers: replaceHeaders(clientHeaders(up.rawHeaders), ['content-length', 'content-range'],
+			['Content-Length', String(last - first + 1), 'Content-Range', `bytes ${first}-${last}/${size}`]),
+	};
+}
+
+/* ---- forwarded requests ---------------------------------------------- */
+
+const KEY_ANSWERS = new Set(['CreateMultipartUpload', 'CompleteMultipartUpload']);
+
+/* Forwards the request and adapts s3rver's answer: ranges cut, upstream
+ * keys in error bodies and multipart answers turned back into real keys. */
+async function forwardAndAnswer(ctx) {
+	const up = await forward(ctx);
+	const cmd = ctx.entry.command;
+	if (ctx.range && up.statusCode === 200)
+		return rangeAnswer(ctx, up);
+	const isError = up.statusCode >= 400 && ctx.method !== 'HEAD';
+	if (!isError && !(KEY_ANSWERS.has(cmd) && up.statusCode === 200))
+		return { status: up.statusCode, headers: clientHeaders(up.rawHeaders), stream: up };
+	let xml = (await readBody(up)).toString('utf8');
+	const realKey = cmd === 'CopyObject' && ctx.copySourceKey !== undefined &&
+		up.statusCode === 404 ? ctx.copySourceKey : ctx.entry.key;
+	if (xml.includes('<Key>'))
+		xml = xml.replace(/<Key>[\s\S]*?<\/Key>/, () => `<Key>${xmlText(realKey)}</Key>`);
+	if (cmd === 'CompleteMultipartUpload' && xml.includes('<Location>')) {
+		const host = hget(ctx.headers, 'host') || '';
+		const loc = `http://${host}/${ctx.entry.bucket}/${uriEncode(Buffer.from(ctx.entry.key, 'utf8'), false)}`;
+		xml = xml.replace(/<Location>[\s\S]*?<\/Location>/, () => `<Location>${xmlText(loc)}</Location>`);
+	}
+	return bufferedAnswer(up, Buffer.from(xml, 'utf8'));
+}
+
+/* Carries out the request (step 7): by the front for the operations
+ * s3rver gets wrong, else forwarded.  Resolves with an answer; throws
+ * S3Error, UpstreamAnswer, or a connection error. */
+function carryOut(ctx) {
+	switch (ctx.entry.command) {
+	case 'ListObjectsV2': return listObjects(ctx, true);
+	case 'ListObjects': return listObjects(ctx, false);
+	case 'DeleteObjects': return deleteObjects(ctx);
+	case 'PostObject':
+		throw new S3Error(501, 'NotImplemented', 'A header you provided implies functionality that is not implemented (s3front does not map keys inside POST forms)');
+	default: return forwardAndAnswer(ctx);
+	}
+}
+
+/* Writes an answer to the client; resolves when the response is closed. */
+function sendAnswer(ctx, a) {
+	const res = ctx.res;
+	res.writeHead(a.status, a.headers);
+	if (a.body !== undefined) {
+		res.end(ctx.method === 'HEAD' ? undefined : a.body);
+	} else if (a.cut) {
+		const [first, last] = a.cut;
+		let pos = 0;
+		a.stream.on('data', (chunk) => {
+			const from = Math.max(first - pos, 0), to = Math.min(last + 1 - pos, chunk.length);
+			pos += chunk.length;
+			if (to > from && !res.write(chunk.subarray(from, to))) {
+				a.stream.pause();
+				res.once('drain', () => a.stream.resume());
+			}
+		});
+		a.stream.on('end', () => res.end());
+		a.stream.on('error', () => res.destroy());
+	} else {
+		a.stream.pipe(res);
+		a.stream.on('error', () => res.destroy());
+	}
+	return new Promise((resolve) => res.on('close', resolve));
 }
 
 /* ---- the S3 request handler ------------------------------------------- */
@@ -975,6 +1825,9 @@ async function handleS3(req, res) {
 	const bucket = slash < 0 ? rest : rest.slice(0, slash);
 	let key = slash < 0 || slash === rest.length - 1 ? null : rest.slice(slash + 1);
 	const command = classify(req.method, bucket, key, qmap, ctx.headers);
+	/* s3rver sees the upstream key; bucket-level requests go as they came */
+	ctx.upstreamPath = key === null ? ctx.canonicalPath : upstreamObjectPath(bucket, key);
+	const objectKey = key;
 	if (key === null && /^List/.test(command))
 		key = qmap.get('prefix') || '';
 	ctx.entry = {
@@ -992,13 +1845,20 @@ async function handleS3(req, res) {
 	}
 	ctx.entry.bytes_in = ctx.body.length;
 	if (command === 'DeleteObjects') {
-		const text = ctx.body.toString('utf8');
-		ctx.entry.keys = [...text.matchAll(/<Key>([\s\S]*?)<\/Key>/g)].map((m) => xmlUnescape(m[1]));
+		ctx.deleteRequest = parseDeleteBody(ctx.body);
+		ctx.entry.keys = (ctx.deleteRequest.objects || []).map((o) => o.key);
+	}
+	if ((command === 'GetObject' || command === 'HeadObject') && ctx.headers.has('range')) {
+		ctx.rangeByFront = true;
+		ctx.range = parseRange(hget(ctx.headers, 'range'));
 	}
 
 	try {
 		authenticate(ctx);
 		checkMetadata(ctx);
+		checkContentMd5(ctx);
+		if (objectKey !== null)
+			checkKeyLength(ctx, objectKey);
 	} catch (err) {
 		if (err instanceof S3Error)
 			return sendError(ctx, err);
@@ -1011,9 +1871,9 @@ async function handleS3(req, res) {
 	return serve(ctx);
 }
 
-/* Steps 5-7 of the file comment for an authenticated request. */
+/* Steps 5-8 of the file comment for an authenticated request. */
 async function serve(ctx) {
-	const req = ctx.req, res = ctx.res;
+	const req = ctx.req;
 	try {
 		await checkPreconditions(ctx);
 	} catch (err) {
@@ -1041,16 +1901,21 @@ async function serve(ctx) {
 		}
 	}
 
-	let up;
+	let answer = null, failure = null;
 	try {
-		up = await forward(ctx);
+		answer = await carryOut(ctx);
 	} catch (err) {
-		return sendError(ctx, new S3Error(500, 'InternalError',
-			`s3front: upstream ${cfg.upstream} unreachable: ${err.message}`));
+		if (err instanceof UpstreamAnswer)
+			answer = err.answer;
+		else if (err instanceof S3Error)
+			failure = err;
+		else
+			failure = new S3Error(500, 'InternalError',
+				`s3front: upstream ${cfg.upstream} unreachable: ${err.message}`);
 	}
-	ctx.entry.upstream_status = up.statusCode;
 	if (s && s.after_forward) {
-		await drain(up);
+		if (answer && answer.stream)
+			await drain(answer.stream);
 		if (s.reset) {
 			ctx.entry.status = 0;
 			req.socket.destroy();
@@ -1058,10 +1923,9 @@ async function serve(ctx) {
 		}
 		return sendError(ctx, faultError(s));
 	}
-	res.writeHead(up.statusCode, clientHeaders(up.rawHeaders));
-	up.pipe(res);
-	up.on('error', () => res.destroy());
-	await new Promise((resolve) => res.on('close', resolve));
+	if (failure)
+		return sendError(ctx, failure);
+	await sendAnswer(ctx, answer);
 }
 
 /* ---- control API ------------------------------------------------------ */
