@@ -58,6 +58,8 @@
 #   LIMIT_SEQ    requests per sequential limit (200)
 #   LIMIT_PAR    requests per concurrent limit (1000; >= 1000 for the LIST)
 #   LIMITS       0 skips the server limits (1)
+#   STEP_TIMEOUT seconds after which a step is stopped and the rest of that
+#                configuration's workload skipped (3600; 0: never)
 #   S3DBFS       the daemon (build/normal/src/s3dbfs)
 #   S3DBFS_OPTS, S3FS_OPTS, RCLONE_OPTS   extra mount arguments
 #   FS_PEERS_DIR work directory (build/fs-peers): servers, mount points, logs,
@@ -80,6 +82,7 @@ PAR=${PAR:-32}
 LIMIT_SEQ=${LIMIT_SEQ:-200}
 LIMIT_PAR=${LIMIT_PAR:-1000}
 LIMITS=${LIMITS:-1}
+STEP_TIMEOUT=${STEP_TIMEOUT:-3600}
 S3DBFS=${S3DBFS:-$top/build/normal/src/s3dbfs}
 S3DBFS_OPTS=${S3DBFS_OPTS:-}
 S3FS_OPTS=${S3FS_OPTS:-}
@@ -88,6 +91,7 @@ WORK=${FS_PEERS_DIR:-$top/build/fs-peers}
 KEEP_LOG=${KEEP_LOG:-0}
 WORD=needle
 
+[[ $STEP_TIMEOUT =~ ^[0-9]+$ ]] || { echo "fs_peers.sh: STEP_TIMEOUT must be a number of seconds" >&2; exit 2; }
 for n in $NS; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] || { echo "fs_peers.sh: N must be positive integers, not '$n'" >&2; exit 2; }
 done
@@ -271,7 +275,7 @@ step() {
 	curl -s -o /dev/null -X DELETE "$URL/__control/log" || true  # keeps the front's memory small
 	o0=$(log_size)
 	t0=$(now_us)
-	"$@" || rc=$?
+	limited "$@" || rc=$?
 	t1=$(now_us)
 	sleep 0.1           # the front logs a request just after answering it
 	o1=$(log_size)
@@ -279,11 +283,36 @@ step() {
 	counts=$(count_requests "$o0" "$o1")
 	status=ok
 	[ "$rc" = 0 ] || status="FAILED(exit $rc)"
+	[ "$rc" != 124 ] || status="TIMEOUT(after ${STEP_TIMEOUT}s)"
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$cfg" "$r" "$name" "$secs" "$counts" "$status" >>"$RESULTS"
 	IFS=$'\t' read -r total mix errs <<<"$counts"
 	printf '  %-7s N=%-6s r%s %-9s %9.3f s  %6s requests  %s%s%s\n' "$cfg" "$n" "$r" "$name" "$secs" \
 		"$total" "$mix" "$([ "$errs" = - ] || printf '  answered >= 400: %s' "$errs")" \
 		"$([ "$status" = ok ] || printf '  %s' "$status")"
+	[ "$rc" != 124 ]
+}
+
+# limited CMD...: runs CMD; after STEP_TIMEOUT seconds (0: never) kills it
+# and returns 124.  What CMD started and is stuck in the file system ends
+# when the caller unmounts it.
+limited() {
+	[ "$STEP_TIMEOUT" -gt 0 ] || { "$@"; return; }
+	local pid w finished rc=0
+	"$@" &
+	pid=$!
+	sleep "$STEP_TIMEOUT" 9>&- &
+	w=$!
+	wait -n -p finished "$pid" "$w" || rc=$?
+	if [ "$finished" = "$w" ]; then
+		warn "step did not end within ${STEP_TIMEOUT}s (STEP_TIMEOUT): stopped"
+		kill -TERM "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		return 124
+	fi
+	kill "$w" 2>/dev/null || true
+	wait "$w" 2>/dev/null || true
+	[ "$rc" != 124 ] || rc=1
+	return "$rc"
 }
 
 # ---- the workload's steps ------------------------------------------------------------
@@ -385,16 +414,20 @@ run_workload() {
 		umount_cfg "$cfg"
 		return 1
 	fi
-	step "$cfg" "$n" "$r" create make_records "$d" "$n"
+	# a step that times out ends the workload on this configuration
+	step "$cfg" "$n" "$r" create make_records "$d" "$n" || { umount_cfg "$cfg"; return 1; }
 	umount_cfg "$cfg"
 	mount_cfg "$cfg" "$n" "$r" || return 1
-	step "$cfg" "$n" "$r" ls-cold do_ls "$d" "$n"
-	step "$cfg" "$n" "$r" ls-warm do_ls "$d" "$n"
-	step "$cfg" "$n" "$r" cat-all do_cat "$d"
-	step "$cfg" "$n" "$r" grep-r do_grep "$d" "$n"
-	step "$cfg" "$n" "$r" rm-all do_rm "$d"
-	mkdir -p "$d"           # rclone forgets a directory that became empty
-	step "$cfg" "$n" "$r" par-write do_pwrite "$WORK/src-$n" "$d"
+	if ! { step "$cfg" "$n" "$r" ls-cold do_ls "$d" "$n" &&
+		step "$cfg" "$n" "$r" ls-warm do_ls "$d" "$n" &&
+		step "$cfg" "$n" "$r" cat-all do_cat "$d" &&
+		step "$cfg" "$n" "$r" grep-r do_grep "$d" "$n" &&
+		step "$cfg" "$n" "$r" rm-all do_rm "$d" &&
+		mkdir -p "$d" &&        # rclone forgets a directory that became empty
+		step "$cfg" "$n" "$r" par-write do_pwrite "$WORK/src-$n" "$d"; }; then
+		umount_cfg "$cfg"
+		return 1
+	fi
 	# shellcheck disable=SC2010
 	c=$(ls "$d" | grep -c '\.json$' || true)
 	[ "$c" = "$n" ] || warn "$cfg: par-write left $c records in $d, not $n"
@@ -601,7 +634,7 @@ JS
 # ---- the run ------------------------------------------------------------------------------------
 
 say "fs_peers.sh: N = $NS, rounds $ROUNDS, configurations:$run_configs; work dir $WORK"
-say "  $(s3fs --version 2>/dev/null | head -n 1 | cut -c1-70)"
+say "  $(s3fs --version 2>/dev/null | head -n 1 | sed 's/ (commit.*//')"
 say "  $(rclone version 2>/dev/null | head -n 1)"
 [ -x "$S3DBFS" ] && say "  s3dbfs: $S3DBFS ($(date -r "$S3DBFS" '+built %F %T'))"
 

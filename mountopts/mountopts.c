@@ -109,14 +109,6 @@ const mopt_desc *mopt_desc_find(const char *name)
 	return NULL;
 }
 
-const mopt_desc *mopt_desc_of(mopt_key key)
-{
-	for (size_t i = 0; i < mopt_table_len; i++)
-		if (mopt_table[i].key == key)
-			return &mopt_table[i];
-	return NULL;
-}
-
 /* Field accessors: the table's offsets into struct mopt. */
 #define FIELD(o, d, type) ((type *)(void *)((char *)(o) + (d)->offset))
 #define CFIELD(o, d, type) ((const type *)(const void *)((const char *)(o) + (d)->offset))
@@ -198,26 +190,6 @@ static s3db_code plugin_append(mopt *o, const mopt_plugin *p)
 	if ((p->name && !d->name) || (p->path && !d->path) || !d->options)
 		return S3DB_ERR_NOMEM;
 	return S3DB_OK;
-}
-
-s3db_code mopt_copy(mopt *dst, const mopt *src)
-{
-	*dst = *src;
-	dst->connection = s3db_strdup(src->connection);
-	dst->passphrase = s3db_strdup(src->passphrase);
-	dst->passwd_file = s3db_strdup(src->passwd_file);
-	dst->passphrase_file = s3db_strdup(src->passphrase_file);
-	dst->cache_dir = s3db_strdup(src->cache_dir);
-	dst->scratch_dir = s3db_strdup(src->scratch_dir);
-	dst->mountpoint = s3db_strdup(src->mountpoint);
-	dst->config = s3db_strdup(src->config);
-	dst->config_name = s3db_strdup(src->config_name);
-	dst->plugins = NULL;
-	dst->nplugins = 0;
-	s3db_code rc = S3DB_OK;
-	for (size_t i = 0; i < src->nplugins && rc == S3DB_OK; i++)
-		rc = plugin_append(dst, &src->plugins[i]);
-	return rc;
 }
 
 /* ---- setting one option --------------------------------------------------------- */
@@ -532,7 +504,11 @@ static int cmdline_proc(void *data, const char *arg, int key, struct fuse_args *
 			c->failed = 1;
 			return -1;
 		}
-		c->positional[c->cl->positional++] = strdup(arg);
+		if (!(c->positional[c->cl->positional++] = strdup(arg))) {
+			s3db_error_set(c->err, S3DB_ERR_NOMEM, "out of memory");
+			c->failed = 1;
+			return -1;
+		}
 		return 0;
 	case KEY_FOREGROUND:
 		c->cl->foreground = 1;
@@ -641,6 +617,10 @@ s3db_code mopt_parse_cmdline(int argc, char **argv, mopt *o, mopt_cmdline *cl, s
 		o->mountpoint = absolute_path(mnt, NULL);
 		if (!o->mountpoint)
 			code = s3db_error_set(err, S3DB_ERR_NOMEM, "out of memory");
+		/* "mnt/" is "mnt", as /proc/mounts will say */
+		for (size_t l = o->mountpoint ? strlen(o->mountpoint) : 0;
+		     l > 1 && o->mountpoint[l - 1] == '/'; l--)
+			o->mountpoint[l - 1] = '\0';
 		o->set |= UINT64_C(1) << MOPT_MOUNTPOINT;
 	}
 	wipe_free(first);

@@ -94,9 +94,9 @@ typedef struct mopt {
 	size_t nplugins;
 } mopt;
 
-/* What the command line says besides the options.  fuse_args holds
+/* What the command line says besides the options.  fuse_argv holds
  * argv[0] and every -o option the table does not know (passed to FUSE),
- * plus -d. */
+ * plus -d, allow_other and ro (the kernel enforces those). */
 typedef struct mopt_cmdline {
 	int foreground, debug, single_thread, show_help, show_version;
 	int positional;          /* how many positional arguments were given */
@@ -110,8 +110,6 @@ typedef struct mopt_cmdline {
 void mopt_defaults(mopt *o);
 /* Frees every string and plugin of o, wiping the secrets; o is zeroed. */
 void mopt_free(mopt *o);
-/* Deep copy (dst is overwritten, not freed).  S3DB_ERR_NOMEM on failure. */
-s3db_code mopt_copy(mopt *dst, const mopt *src);
 
 /* Parses the command line:
  *   s3dbfs CONNECTION MOUNTPOINT [-o opt[,opt...]] [-f] [-d] [-s]
@@ -119,15 +117,16 @@ s3db_code mopt_copy(mopt *dst, const mopt *src);
  * into o (only what is given is marked set) and cl.  Paths are made
  * absolute against the current directory.  The connection string is
  * copied, then its secret (if any) is overwritten in argv with '*' so
- * that ps shows no secret.  Errors name the option ("umask=8: not an
- * octal mode").  Returns S3DB_ERR_INVALID_ARG on a usage error. */
+ * that ps shows no secret.  Errors name the option ("-o umask: not an
+ * octal mode between 000 and 777").  Returns S3DB_ERR_INVALID_ARG on a
+ * usage error (S3DB_ERR_NOMEM when out of memory). */
 s3db_code mopt_parse_cmdline(int argc, char **argv, mopt *o, mopt_cmdline *cl,
                              s3db_error *err);
 void mopt_cmdline_free(mopt_cmdline *cl);
 
 /* Sets one option from its text form ("record_ttl", "2.5"); `where` prefixes
- * error messages.  Used by the command line; exposed for the config file
- * and the tests.  Marks the option set. */
+ * error messages; relative paths are taken from the current directory.
+ * Marks the option set. */
 s3db_code mopt_set_text(mopt *o, const char *name, const char *value, const char *where,
                         s3db_error *err);
 
@@ -184,9 +183,8 @@ typedef struct mopt_desc {
 
 extern const mopt_desc mopt_table[];
 extern const size_t mopt_table_len;
-/* The row named name / of key; NULL when none. */
+/* The row named name; NULL when none. */
 const mopt_desc *mopt_desc_find(const char *name);
-const mopt_desc *mopt_desc_of(mopt_key key);
 
 /* Sets one option from a JSON value (the config file's "mount" object):
  * the JSON type must fit the option ("must be a number", "must be true or

@@ -22,10 +22,12 @@
  *
  * Shutdown (SIGTERM, SIGINT, `fusermount3 -u`): libfuse's handler ends the
  * loop, which joins the worker threads after their requests finish; then
- * the mount is detached (processes now get ENOTCONN instead of hanging),
- * vfs_close() stores the writes still pending in open files, and only
- * then the database closes.  The exit status is 1 if a pending write
- * could not be stored (it is in the log).
+ * further SIGTERMs are ignored, the config watcher stops, the mount is
+ * detached (processes now get ENOTCONN instead of hanging), vfs_close()
+ * stores the writes still pending in open files, and only then the
+ * database closes.  The exit status is 1 if a pending write could not be
+ * stored (it is in the log).  With a config file, SIGHUP re-reads it
+ * instead of unmounting.
  *
  * Exit status: 0 mounted (daemon) / clean unmount (foreground); 1 the
  * mount failed or a pending write was lost; 2 usage or configuration
@@ -562,9 +564,65 @@ static int build_fuse_args(daemon_state *d, struct fuse_args *args)
 	return bad ? -1 : 0;
 }
 
-/* Checks the mount point before libfuse does, to say what to do. */
+/* Copies a /proc/self/mountinfo field into out, undoing the octal escapes
+ * (\040 for a space...). */
+static void mountinfo_unescape(const char *in, size_t len, char *out, size_t size)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len && o + 1 < size; i++) {
+		if (in[i] == '\\' && i + 3 < len && in[i + 1] >= '0' && in[i + 1] <= '3' &&
+		    in[i + 2] >= '0' && in[i + 2] <= '7' && in[i + 3] >= '0' && in[i + 3] <= '7') {
+			out[o++] = (char)((in[i + 1] - '0') * 64 + (in[i + 2] - '0') * 8 +
+			                  (in[i + 3] - '0'));
+			i += 3;
+		} else {
+			out[o++] = in[i];
+		}
+	}
+	out[o] = '\0';
+}
+
+/* The type of the file system mounted on path ("fuse.s3dbfs"), into type;
+ * 0 when path is a mount point, -1 when not. */
+static int mount_type_at(const char *path, char *type, size_t size)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -1;
+	char line[4096], mnt[PATH_MAX];
+	int found = -1;
+	while (fgets(line, sizeof line, f)) {
+		/* id parent major:minor root MOUNTPOINT options... - TYPE source ... */
+		char *p = line;
+		for (int field = 0; field < 4 && p; field++)
+			p = strchr(p, ' ') ? strchr(p, ' ') + 1 : NULL;
+		if (!p)
+			continue;
+		size_t len = strcspn(p, " ");
+		mountinfo_unescape(p, len, mnt, sizeof mnt);
+		const char *dash = strstr(p + len, " - ");
+		if (strcmp(mnt, path) != 0 || !dash)
+			continue;
+		size_t tl = strcspn(dash + 3, " ");
+		snprintf(type, size, "%.*s", (int)tl, dash + 3);
+		found = 0; /* the last (topmost) mount wins */
+	}
+	fclose(f);
+	return found;
+}
+
+/* Checks the mount point before libfuse does, to say what to do.  A FUSE
+ * file system already there is refused: stat() alone cannot tell a dead
+ * one (its daemon was killed) while the kernel still caches its root. */
 static int check_mountpoint(const char *mnt)
 {
+	char type[64];
+	if (mount_type_at(mnt, type, sizeof type) == 0 && strncmp(type, "fuse", 4) == 0) {
+		fprintf(stderr, "s3dbfs: %s is already mounted (%s); if its daemon died "
+		        "(\"Transport endpoint is not connected\"), run 'fusermount3 -u %s' first\n",
+		        mnt, type, mnt);
+		return -1;
+	}
 	struct stat st;
 	if (stat(mnt, &st) != 0) {
 		if (errno == ENOTCONN)
