@@ -9,7 +9,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-30}
 out="$top/build/fuzz"
 mkdir -p "$out"
-srcs=$(ls "$top"/src/*.c | grep -v '/cli\.c$')
+srcs=$(ls "$top"/src/*.c | grep -vE '/(cli|fs_fuse|s3dbfs)\.c$')
 flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -I$top/src \
  $(pkg-config --cflags libcurl openssl json-c zlib)"
 libs="$(pkg-config --libs libcurl openssl json-c zlib) -lm -lpthread"
