@@ -38,6 +38,7 @@
 #include <zlib.h>
 
 #include "codec.h"
+#include "util.h"
 
 /* ======================================================================
  * A growable byte buffer, local to this file.
@@ -929,23 +930,12 @@ char *codec_uri_encode_component(const char *s)
 }
 
 /* Value of a hex digit; -1 when c is none. */
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Reads "%XX" at s (n bytes left); -1 when not one. */
 static int pct_byte(const char *s, size_t n)
 {
 	if (n < 3 || s[0] != '%')
 		return -1;
-	int h = hexval((unsigned char)s[1]), l = hexval((unsigned char)s[2]);
+	int h = s3db_hex_value((unsigned char)s[1]), l = s3db_hex_value((unsigned char)s[2]);
 	if (h < 0 || l < 0)
 		return -1;
 	return h << 4 | l;
@@ -1513,8 +1503,8 @@ static size_t rfc2047_word(const char *s, cbuf *b)
 			if (text[i] == '_') {
 				cb_putc(&raw, ' ');
 			} else if (text[i] == '=') {
-				int h = i + 2 < tn ? hexval((unsigned char)text[i + 1]) : -1;
-				int l = i + 2 < tn ? hexval((unsigned char)text[i + 2]) : -1;
+				int h = i + 2 < tn ? s3db_hex_value((unsigned char)text[i + 1]) : -1;
+				int l = i + 2 < tn ? s3db_hex_value((unsigned char)text[i + 2]) : -1;
 				int c = h < 0 || l < 0 ? -1 : h << 4 | l;
 				if (c < 0) {
 					cb_free(&raw);

@@ -187,17 +187,6 @@ static s3db_code conn_oom(conn_parser *p)
 
 /* ---- percent-encoding ----------------------------------------------------- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 enum { PCT_OK = 0, PCT_BAD_ESCAPE = -1, PCT_CONTROL = -2, PCT_BAD_UTF8 = -3, PCT_OOM = -4 };
 
 /* decodeURIComponent of s[0..len) into *out (malloc'd).  Fails on a
@@ -213,11 +202,11 @@ static int pct_decode(const char *s, size_t len, char **out)
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c == '%') {
-			if (i + 2 >= len || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0) {
+			if (i + 2 >= len || s3db_hex_value(s[i + 1]) < 0 || s3db_hex_value(s[i + 2]) < 0) {
 				free(d);
 				return PCT_BAD_ESCAPE;
 			}
-			c = (unsigned char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			c = (unsigned char)(s3db_hex_value(s[i + 1]) * 16 + s3db_hex_value(s[i + 2]));
 			i += 2;
 		}
 		if (c < 0x20 || c == 0x7f) {
@@ -326,7 +315,7 @@ static s3db_code parse_prefix(conn_parser *p, const char *path, size_t len, char
 					strv_free(&segs);
 					return conn_fail(p, "backslash in the key prefix");
 				}
-				if (c == '%' && (k + 2 >= sl || hexval(seg[k + 1]) < 0 || hexval(seg[k + 2]) < 0)) {
+				if (c == '%' && (k + 2 >= sl || s3db_hex_value(seg[k + 1]) < 0 || s3db_hex_value(seg[k + 2]) < 0)) {
 					sbuf_free(&b);
 					strv_free(&segs);
 					return conn_fail(p, "bad percent escape in the key prefix (use %%XX with two hex digits)");

@@ -41,17 +41,6 @@ static void to_hex(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* sbuf_steal, with the NUL written even when nothing was appended. */
 static char *steal_str(sbuf *b)
 {
@@ -103,7 +92,7 @@ char *sigv4_uri_decode(const char *s, size_t len, int plus_is_space, size_t *out
 				free(out);
 				return NULL;
 			}
-			int h = hex_value(s[i + 1]), l = hex_value(s[i + 2]);
+			int h = s3db_hex_value(s[i + 1]), l = s3db_hex_value(s[i + 2]);
 			if (h < 0 || l < 0) {
 				free(out);
 				return NULL;

@@ -152,17 +152,6 @@ static void hex_encode(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int hex_value(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes lower- or upper-case hex of n characters into a malloc'd
  * NUL-terminated string; NULL on bad input (or a NUL byte in it). */
 static char *hex_decode(const char *in, size_t n)
@@ -173,8 +162,8 @@ static char *hex_decode(const char *in, size_t n)
 	if (!out)
 		return NULL;
 	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hex_value((unsigned char)in[2 * i]);
-		int lo = hex_value((unsigned char)in[2 * i + 1]);
+		int hi = s3db_hex_value((unsigned char)in[2 * i]);
+		int lo = s3db_hex_value((unsigned char)in[2 * i + 1]);
 		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
 			free(out);
 			return NULL;
@@ -302,8 +291,8 @@ static char *unescape_name(const char *name)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)name[i];
 		if (c == '%') {
-			int hi = i + 2 < n ? hex_value((unsigned char)name[i + 1]) : -1;
-			int lo = hi >= 0 ? hex_value((unsigned char)name[i + 2]) : -1;
+			int hi = i + 2 < n ? s3db_hex_value((unsigned char)name[i + 1]) : -1;
+			int lo = hi >= 0 ? s3db_hex_value((unsigned char)name[i + 2]) : -1;
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
 				free(out);
 				return NULL;

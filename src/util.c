@@ -173,6 +173,17 @@ int s3db_utf8_valid(const char *str, size_t len)
 	return 1;
 }
 
+int s3db_hex_value(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Counts UTF-16 code units of a UTF-8 string: 2 for code points above
  * U+FFFF (4-byte sequences), 1 for every other sequence start. */
 size_t s3db_utf16_len(const char *str)

@@ -52,6 +52,8 @@ int s3db_str_starts(const char *s, const char *prefix);
 int s3db_str_ends(const char *s, const char *suffix);
 /* 1 if s (of len bytes) is valid UTF-8 without NUL. */
 int s3db_utf8_valid(const char *s, size_t len);
+/* The value of a hexadecimal digit (either case), or -1. */
+int s3db_hex_value(int c);
 /* Length in UTF-16 code units, as JavaScript counts it. */
 size_t s3db_utf16_len(const char *s);
 

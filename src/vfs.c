@@ -83,6 +83,7 @@
 #include "vfs_buf.h"
 #include "vfs_cache.h"
 #include "vfs_map.h"
+#include "util.h"
 
 #define VFS_ERRORS_KEPT 1000
 #define VFS_STRIPES 64
@@ -560,17 +561,6 @@ static void vpath_free(vpath *p)
 	memset(p, 0, sizeof *p);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes s (malloc'd). */
 static char *pct_decode(const char *s)
 {
@@ -579,7 +569,7 @@ static char *pct_decode(const char *s)
 		return NULL;
 	for (; *s; s++) {
 		int a, b;
-		if (*s == '%' && (a = hexval(s[1])) >= 0 && (b = hexval(s[2])) >= 0) {
+		if (*s == '%' && (a = s3db_hex_value(s[1])) >= 0 && (b = s3db_hex_value(s[2])) >= 0) {
 			*w++ = (char)(a * 16 + b);
 			s += 2;
 		} else {
