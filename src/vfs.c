@@ -1002,6 +1002,23 @@ static void disk_store_entry(vfs *v, const char *res, const char *id, const char
 		log_msg(LOG_LVL_INFO, "persistent cache: %s/%s: %s", res, id, strerror(-rc));
 }
 
+/* The store says res/id does not exist: remember that for negative_ttl
+ * and drop it from the listing and the persistent cache — unless the cache
+ * changed since epoch0 (a write of ours raced the request).  No lock held. */
+static void forget_missing_record(vfs *v, const char *key, const char *rname, const char *id,
+                                  uint64_t epoch0)
+{
+	pthread_mutex_lock(&v->lock);
+	if (!vcache_changed_since(&v->cache, key, epoch0)) {
+		vcache_neg_put(&v->cache, key, mono() + ttl_ms(v->o.negative_ttl), 0);
+		vcache_dir *d = vcache_dir_get(&v->cache, rname);
+		if (d)
+			vcache_dir_remove(d, id);
+	}
+	pthread_mutex_unlock(&v->lock);
+	vcache_disk_remove(&v->disk, rname, id);
+}
+
 /* Reads res/id from S3 (resource_get_meta) and installs it in the cache
  * and the persistent cache.  0, -ENOENT (then a negative entry), or
  * -errno.  No lock held. */
@@ -1025,15 +1042,7 @@ static int fetch_record(vfs *v, s3db_resource *res, const char *id, const s3db_c
 	s3db_code c = resource_get_meta(res, id, ctx, &rec, &meta, &err);
 	int rc = 0;
 	if (c == S3DB_ERR_NOT_FOUND) {
-		pthread_mutex_lock(&v->lock);
-		if (!vcache_changed_since(&v->cache, key, epoch0)) {
-			vcache_neg_put(&v->cache, key, mono() + ttl_ms(v->o.negative_ttl), 0);
-			vcache_dir *d = vcache_dir_get(&v->cache, rname);
-			if (d)
-				vcache_dir_remove(d, id);
-		}
-		pthread_mutex_unlock(&v->lock);
-		vcache_disk_remove(&v->disk, rname, id);
+		forget_missing_record(v, key, rname, id, epoch0);
 		rc = -ENOENT;
 	} else if (c != S3DB_OK) {
 		rc = errno_of(v, c);
@@ -1081,15 +1090,7 @@ static int revalidate_record(vfs *v, s3db_resource *res, const char *id, const s
 	s3db_code c = resource_head_meta(res, id, &m, &err);
 	int rc;
 	if (c == S3DB_ERR_NOT_FOUND) {
-		pthread_mutex_lock(&v->lock);
-		if (!vcache_changed_since(&v->cache, key, epoch0)) {
-			vcache_neg_put(&v->cache, key, mono() + ttl_ms(v->o.negative_ttl), 0);
-			vcache_dir *d = vcache_dir_get(&v->cache, rname);
-			if (d)
-				vcache_dir_remove(d, id);
-		}
-		pthread_mutex_unlock(&v->lock);
-		vcache_disk_remove(&v->disk, rname, id);
+		forget_missing_record(v, key, rname, id, epoch0);
 		rc = -ENOENT;
 	} else if (c != S3DB_OK) {
 		log_msg(LOG_LVL_WARN, "revalidating %s/%s: %s", rname, id, err.message);
