@@ -30,16 +30,19 @@
 # Each step prints its seconds and the S3 requests the front logged while
 # it ran, by command (plus how many answered with an error status).
 #
-# Server limits, measured first (curl through the front, same signing):
+# Server limits, measured for each N before its workloads and again after
+# them (the best of the two is the limit), with curl --aws-sigv4 through
+# the front on a prefix holding N ~500-byte objects — the size of the
+# workload's directories, as s3rver's costs grow with it:
+#   concurrent: N PutObject, HeadObject, GetObject, later DeleteObject, PAR
+#               (32) in flight (curl --parallel) -> requests/s
+#   LIST:       the N keys, 1,000 a page, pages in turn (median of 3)
 #   sequential: LIMIT_SEQ (200) PutObject / HeadObject / GetObject /
 #               DeleteObject, one at a time on one connection -> ms each
-#   concurrent: LIMIT_PAR (1000) of each at PAR (32) in flight
-#               (curl --parallel) -> requests/s
-#   LIST:       ListObjectsV2 of a prefix holding 1,000 keys (median of 3)
 # Each s3dbfs step is then compared with the cost of the requests an ideal
 # client would make at those limits (the "limit" column):
 #   create     N sequential PUT               target <= 1.3x
-#   ls-cold    ceil(N/1000) LIST + N HEAD at 32 in flight   target <= 1.25x
+#   ls-cold    the LIST pages + N HEAD at 32 in flight   target <= 1.25x
 #   ls-warm    0 requests                     target 0 requests
 #   cat-all    N sequential GET               target <= 1.25x
 #   grep-r     N sequential GET               target <= 1.25x
@@ -56,7 +59,6 @@
 #   WRITERS      concurrent writers of par-write (16)
 #   PAR          requests in flight for the concurrent limits (32)
 #   LIMIT_SEQ    requests per sequential limit (200)
-#   LIMIT_PAR    requests per concurrent limit (1000; >= 1000 for the LIST)
 #   LIMITS       0 skips the server limits (1)
 #   STEP_TIMEOUT seconds after which a step is stopped and the rest of that
 #                configuration's workload skipped (3600; 0: never)
@@ -80,7 +82,6 @@ CONFIGS=${CONFIGS:-local s3fs rclone s3dbfs}
 WRITERS=${WRITERS:-16}
 PAR=${PAR:-32}
 LIMIT_SEQ=${LIMIT_SEQ:-200}
-LIMIT_PAR=${LIMIT_PAR:-1000}
 LIMITS=${LIMITS:-1}
 STEP_TIMEOUT=${STEP_TIMEOUT:-3600}
 S3DBFS=${S3DBFS:-$top/build/normal/src/s3dbfs}
@@ -100,7 +101,6 @@ for c in $CONFIGS; do
 	*) echo "fs_peers.sh: unknown configuration '$c' (local s3fs rclone s3dbfs)" >&2; exit 2 ;;
 	esac
 done
-[ "$LIMIT_PAR" -ge 1000 ] || { echo "fs_peers.sh: LIMIT_PAR must be >= 1000 (the LIST needs 1,000 keys)" >&2; exit 2; }
 
 mkdir -p "$WORK"
 exec 9>"$WORK/lock"
@@ -108,7 +108,7 @@ flock -n 9 || { echo "fs_peers.sh: another run holds $WORK/lock" >&2; exit 1; }
 
 stamp=$(date +%Y%m%d-%H%M%S)
 RESULTS=$WORK/results-$stamp.tsv
-LIMITS_OUT=$WORK/limits-$stamp.txt     # two measurements: at the start, at the end
+LIMITS_OUT=$WORK/limits-$stamp.txt     # per N: before and after its workloads
 LOGS=$WORK/logs
 export S3DB_TEST_RUNDIR=$WORK/servers
 mkdir -p "$LOGS"
@@ -162,7 +162,7 @@ cleanup() {
 		rm -rf "$S3DB_TEST_RUNDIR/s3rver-data"
 		[ "$KEEP_LOG" = 1 ] || rm -f "$S3DB_TEST_RUNDIR/front-requests.jsonl"
 	fi
-	rm -f "$WORK/passwd" "$WORK/rclone.conf" "$WORK/curl-auth"
+	rm -f "$WORK/passwd" "$WORK/rclone.conf" "$WORK/curl-auth" "$WORK/s3dbfs.pinned"
 	rm -rf "$WORK/local" "$WORK/rclone-cache"
 	if grep -q " $WORK/" /proc/mounts; then
 		warn "a mount is left under $WORK:"; grep " $WORK/" /proc/mounts >&2
@@ -438,15 +438,15 @@ run_workload() {
 
 # ---- the server's limits ------------------------------------------------------------------
 
-# curl_batch METHOD INFLIGHT COUNT PREFIX: COUNT requests on keys
-# PREFIX/k000001.., INFLIGHT at a time (1: one connection, in turn);
+# curl_batch METHOD INFLIGHT COUNT PREFIX STEM: COUNT requests on keys
+# PREFIX/STEM000001.., INFLIGHT at a time (1: in turn, on one connection);
 # prints the seconds they took.  Warns about non-2xx answers.
 curl_batch() {
-	local method=$1 inflight=$2 count=$3 prefix=$4 cfg codes t0 t1 bad i
+	local method=$1 inflight=$2 count=$3 prefix=$4 stem=$5 cfg codes t0 t1 bad i
 	cfg=$WORK/curl-batch.cfg
 	{
 		for ((i = 1; i <= count; i++)); do
-			printf 'url = "%s/%s/%s/k%06d"\n' "$URL" "$BUCKET" "$prefix" "$i"
+			printf 'url = "%s/%s/%s/%s%06d"\n' "$URL" "$BUCKET" "$prefix" "$stem" "$i"
 			case $method in
 			PUT) printf 'upload-file = "%s"\n' "$WORK/record.json" ;;
 			HEAD) printf 'head\n' ;;
@@ -467,38 +467,50 @@ curl_batch() {
 	echo "($t1 - $t0) / 1000000" | bc -l
 }
 
-# list_1000 PREFIX: seconds of one ListObjectsV2 of PREFIX (1,000 keys).
-list_1000() {
-	local t0 t1 keys
+# list_all PREFIX N: seconds to list the N keys PREFIX/k000001.. with
+# ListObjectsV2, 1,000 a page, pages in turn on one connection (each page
+# starts after the last key of the previous one, as a client paging with
+# continuation tokens would).
+list_all() {
+	local prefix=$1 n=$2 cfg t0 t1 keys i enc
+	cfg=$WORK/curl-list.cfg
+	enc=${prefix//\//%2F}%2F
+	for ((i = 0; i < n; i += 1000)); do
+		# curl signs the query as given: parameters sorted, '/' encoded
+		if [ "$i" = 0 ]; then
+			printf 'url = "%s/%s?list-type=2&max-keys=1000&prefix=%s"\n' "$URL" "$BUCKET" "$enc"
+		else
+			printf 'url = "%s/%s?list-type=2&max-keys=1000&prefix=%s&start-after=%sk%06d"\n' \
+				"$URL" "$BUCKET" "$enc" "$enc" "$i"
+		fi
+	done >"$cfg"
 	t0=$(now_us)
-	# curl signs the query as given: parameters sorted, '/' encoded
-	keys=$(curl -s --aws-sigv4 "aws:amz:us-east-1:s3" --config "$WORK/curl-auth" \
-		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
-		"$URL/$BUCKET?list-type=2&max-keys=1000&prefix=${1//\//%2F}%2F" | grep -o '<Key>' | wc -l)
+	keys=$(curl -s --no-progress-meter --aws-sigv4 "aws:amz:us-east-1:s3" --config "$WORK/curl-auth" \
+		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" --config "$cfg" | grep -o '<Key>' | wc -l)
 	t1=$(now_us)
-	[ "$keys" = 1000 ] || warn "limits: the LIST returned $keys keys, not 1000"
+	rm -f "$cfg"
+	[ "$keys" = "$n" ] || warn "limits: the LIST returned $keys keys, not $n"
 	echo "($t1 - $t0) / 1000000" | bc -l
 }
 
 median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 
+# measure_limits N: the server's limits on a prefix holding N records, the
+# size of the workload's directories (s3rver's costs grow with the number
+# of keys under a prefix).  Prints key=value lines.
 measure_limits() {
-	local s
-	s=$(curl_batch PUT 1 "$LIMIT_SEQ" limits/seq);    echo "put_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
-	s=$(curl_batch HEAD 1 "$LIMIT_SEQ" limits/seq);   echo "head_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
-	s=$(curl_batch GET 1 "$LIMIT_SEQ" limits/seq);    echo "get_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
-	s=$(curl_batch DELETE 1 "$LIMIT_SEQ" limits/seq); echo "del_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
-	s=$(curl_batch PUT "$PAR" "$LIMIT_PAR" limits/par);  echo "put_par=$(echo "$LIMIT_PAR / $s" | bc -l)"
-	s=$(curl_batch HEAD "$PAR" "$LIMIT_PAR" limits/par); echo "head_par=$(echo "$LIMIT_PAR / $s" | bc -l)"
-	s=$(curl_batch GET "$PAR" "$LIMIT_PAR" limits/par);  echo "get_par=$(echo "$LIMIT_PAR / $s" | bc -l)"
-	# the LIST: 1,000 keys under their own prefix
-	if [ "$LIMIT_PAR" -gt 1000 ]; then
-		curl_batch DELETE "$PAR" "$LIMIT_PAR" limits/par >/dev/null
-		curl_batch PUT "$PAR" 1000 limits/par >/dev/null
-	fi
-	echo "list1000=$(median3 "$(list_1000 limits/par)" "$(list_1000 limits/par)" "$(list_1000 limits/par)")"
-	s=$(curl_batch DELETE "$PAR" 1000 limits/par);  echo "del_par=$(echo "1000 / $s" | bc -l)"
-	echo "seq_n=$LIMIT_SEQ par_n=$LIMIT_PAR par=$PAR writers=$WRITERS"
+	local n=$1 p=limits/n$1 s
+	s=$(curl_batch PUT "$PAR" "$n" "$p" k);   echo "put_par=$(echo "$n / $s" | bc -l)"
+	s=$(curl_batch HEAD "$PAR" "$n" "$p" k);  echo "head_par=$(echo "$n / $s" | bc -l)"
+	s=$(curl_batch GET "$PAR" "$n" "$p" k);   echo "get_par=$(echo "$n / $s" | bc -l)"
+	echo "list_all=$(median3 "$(list_all "$p" "$n")" "$(list_all "$p" "$n")" "$(list_all "$p" "$n")")"
+	echo "list_pages=$(((n + 999) / 1000))"
+	s=$(curl_batch PUT 1 "$LIMIT_SEQ" "$p" s);    echo "put_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
+	s=$(curl_batch HEAD 1 "$LIMIT_SEQ" "$p" s);   echo "head_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
+	s=$(curl_batch GET 1 "$LIMIT_SEQ" "$p" s);    echo "get_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
+	s=$(curl_batch DELETE 1 "$LIMIT_SEQ" "$p" s); echo "del_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
+	s=$(curl_batch DELETE "$PAR" "$n" "$p" k);    echo "del_par=$(echo "$n / $s" | bc -l)"
+	echo "seq_n=$LIMIT_SEQ par=$PAR writers=$WRITERS"
 }
 
 # ---- the report ------------------------------------------------------------------------------
@@ -508,21 +520,31 @@ report() {
 const fs = require('fs');
 const [resFile, limFile, rounds, cfgList] = process.argv.slice(2);
 const STEPS = ['create', 'ls-cold', 'ls-warm', 'cat-all', 'grep-r', 'rm-all', 'par-write'];
-// the limits were measured twice (start, end of the run): the best of the
-// two is the limit (lowest latency, highest rate)
-const lim = {}, runs = [];
-if (fs.existsSync(limFile))
-	for (const tok of fs.readFileSync(limFile, 'utf8').split(/\s+/)) {
-		if (tok === '#') continue;
-		if (tok === 'start' || tok === 'end') { runs.push({}); continue; }
-		const m = /^(\w+)=([0-9.eE+-]+)$/.exec(tok);
-		if (m && runs.length) runs[runs.length - 1][m[1]] = +m[2];
+// the limits were measured twice per N (before and after its workloads):
+// the best of the two is the limit (lowest latency, highest rate)
+const runsOf = {}, limOf = {};
+if (fs.existsSync(limFile)) {
+	let cur = null;
+	for (const line of fs.readFileSync(limFile, 'utf8').split('\n')) {
+		const h = /^# (\w+) (\d+)/.exec(line);
+		if (h) { cur = { when: h[1] }; (runsOf[h[2]] ||= []).push(cur); continue; }
+		if (!cur) continue;
+		for (const tok of line.split(/\s+/)) {
+			const m = /^(\w+)=([0-9.eE+-]+)$/.exec(tok);
+			if (m) cur[m[1]] = +m[2];
+		}
 	}
-for (const r of runs) for (const [k, v] of Object.entries(r)) {
-	if (!(k in lim)) lim[k] = v;
-	else if (/_seq$|^list/.test(k)) lim[k] = Math.min(lim[k], v);
-	else if (/_par$/.test(k)) lim[k] = Math.max(lim[k], v);
 }
+for (const [n, runs] of Object.entries(runsOf)) {
+	const lim = limOf[n] = {};
+	for (const r of runs) for (const [k, v] of Object.entries(r)) {
+		if (k === 'when') continue;
+		if (!(k in lim)) lim[k] = v;
+		else if (/_seq$|^list_all$/.test(k)) lim[k] = Math.min(lim[k], v);
+		else if (/_par$/.test(k)) lim[k] = Math.max(lim[k], v);
+	}
+}
+let lim = {}, runs = [];
 const rows = fs.readFileSync(resFile, 'utf8').split('\n').filter(Boolean).map(l => {
 	const [n, cfg, round, step, secs, total, mix, errs, status] = l.split('\t');
 	const by = {};
@@ -542,17 +564,15 @@ const pad = (s, w) => String(s).padEnd(w);
 const out = [];
 const p = s => out.push(s);
 
-const haveLim = 'put_seq' in lim;
-if (haveLim) {
-	p(`server limits (same server, curl --aws-sigv4 through the front; best of ${runs.length} measurements):`);
-	p(`  sequential, one at a time (${lim.seq_n} each): PUT ${f(lim.put_seq * 1e3)} ms  HEAD ${f(lim.head_seq * 1e3)} ms  GET ${f(lim.get_seq * 1e3)} ms  DELETE ${f(lim.del_seq * 1e3)} ms`);
-	p(`  ${lim.par} in flight (${lim.par_n} each): PUT ${f(lim.put_par, 0)}/s  HEAD ${f(lim.head_par, 0)}/s  GET ${f(lim.get_par, 0)}/s  DELETE ${f(lim.del_par, 0)}/s`);
-	p(`  one LIST of 1,000 keys: ${f(lim.list1000 * 1e3, 1)} ms`);
-	if (runs.length > 1) {
-		const line = r => `PUT ${f(r.put_seq * 1e3)}/${f(r.head_seq * 1e3)}/${f(r.get_seq * 1e3)}/${f(r.del_seq * 1e3)} ms, ` +
-			`${f(r.put_par, 0)}/${f(r.head_par, 0)}/${f(r.get_par, 0)}/${f(r.del_par, 0)} per s, LIST ${f(r.list1000 * 1e3, 0)} ms`;
-		runs.forEach((r, i) => p(`  (${i ? 'end  ' : 'start'}: PUT/HEAD/GET/DELETE ${line(r).slice(4)})`));
-	}
+function printLimits(n) {
+	p(`server limits on a prefix of ${n} keys (curl --aws-sigv4 through the front; best of ${runs.length} measurements):`);
+	p(`  one at a time (${lim.seq_n} each): PUT ${f(lim.put_seq * 1e3)} ms  HEAD ${f(lim.head_seq * 1e3)} ms  GET ${f(lim.get_seq * 1e3)} ms  DELETE ${f(lim.del_seq * 1e3)} ms`);
+	p(`  ${lim.par} in flight (${n} each): PUT ${f(lim.put_par, 0)}/s  HEAD ${f(lim.head_par, 0)}/s  GET ${f(lim.get_par, 0)}/s  DELETE ${f(lim.del_par, 0)}/s`);
+	p(`  LIST of the ${n} keys: ${f(lim.list_all * 1e3, 1)} ms (${lim.list_pages} pages, ${f(lim.list_all * 1e3 / lim.list_pages, 1)} ms a page)`);
+	const line = r => `${f(r.put_seq * 1e3)}/${f(r.head_seq * 1e3)}/${f(r.get_seq * 1e3)}/${f(r.del_seq * 1e3)} ms, ` +
+		`${f(r.put_par, 0)}/${f(r.head_par, 0)}/${f(r.get_par, 0)}/${f(r.del_par, 0)} per s, LIST ${f(r.list_all * 1e3, 0)} ms`;
+	if (runs.length > 1)
+		for (const r of runs) p(`  (${pad(r.when, 6)}: PUT/HEAD/GET/DELETE ${line(r)})`);
 }
 // cost of a request of command c at the limits: one at a time, or in flight
 const seqCost = { PutObject: 'put_seq', HeadObject: 'head_seq', GetObject: 'get_seq', DeleteObject: 'del_seq' };
@@ -560,7 +580,7 @@ const parRate = { PutObject: 'put_par', HeadObject: 'head_par', GetObject: 'get_
 function priced(by, parallel) {
 	let t = 0;
 	for (const [c, k] of Object.entries(by)) {
-		if (c === 'ListObjectsV2' || c === 'ListObjects') t += k * lim.list1000;
+		if (c === 'ListObjectsV2' || c === 'ListObjects') t += k * lim.list_all / lim.list_pages;
 		else if (parallel) t += k / lim[parRate[c] || 'put_par'];
 		else t += k * lim[seqCost[c] || 'put_seq'];
 	}
@@ -570,7 +590,7 @@ const PARALLEL = { 'ls-cold': 1, 'par-write': 1 };
 function ideal(step, n) {
 	switch (step) {
 	case 'create': return [n * lim.put_seq, `${n} PUT one at a time`, '<= 1.3x'];
-	case 'ls-cold': return [Math.ceil(n / 1000) * lim.list1000 + n / lim.head_par, `${Math.ceil(n / 1000)} LIST + ${n} HEAD, ${lim.par} in flight`, '<= 1.25x'];
+	case 'ls-cold': return [lim.list_all + n / lim.head_par, `${lim.list_pages} LIST + ${n} HEAD, ${lim.par} in flight`, '<= 1.25x'];
 	case 'ls-warm': return [0, '0 requests', '0 requests'];
 	case 'cat-all': return [n * lim.get_seq, `${n} GET one at a time`, '<= 1.25x'];
 	case 'grep-r': return [n * lim.get_seq, `${n} GET one at a time`, '<= 1.25x'];
@@ -580,8 +600,13 @@ function ideal(step, n) {
 }
 
 for (const n of ns) {
+	lim = limOf[n] || {};
+	runs = runsOf[n] || [];
+	const haveLim = 'put_seq' in lim;
 	p('');
-	p(`== N = ${n}: seconds (S3 requests)${+rounds > 1 ? `, median of ${rounds} rounds` : ''} ==`);
+	p(`== N = ${n} ==`);
+	if (haveLim) printLimits(n);
+	p(`seconds (S3 requests)${+rounds > 1 ? `, median of ${rounds} rounds` : ''}:`);
 	const w = 24;
 	p(pad('step', 10) + cfgs.map(c => pad(c, w)).join(''));
 	for (const s of STEPS) {
@@ -636,18 +661,26 @@ JS
 say "fs_peers.sh: N = $NS, rounds $ROUNDS, configurations:$run_configs; work dir $WORK"
 say "  $(s3fs --version 2>/dev/null | head -n 1 | sed 's/ (commit.*//')"
 say "  $(rclone version 2>/dev/null | head -n 1)"
-[ -x "$S3DBFS" ] && say "  s3dbfs: $S3DBFS ($(date -r "$S3DBFS" '+built %F %T'))"
+if [[ " $run_configs " == *" s3dbfs "* ]]; then
+	say "  s3dbfs: $S3DBFS ($(date -r "$S3DBFS" '+built %F %T'))"
+	# a copy, so that a rebuild during the run changes nothing (a libtool
+	# wrapper script cannot be copied: it is used where it is)
+	if [ "$(head -c 4 "$S3DBFS" | od -An -c | tr -d ' ')" = '177ELF' ]; then
+		cp "$S3DBFS" "$WORK/s3dbfs.pinned"
+		S3DBFS=$WORK/s3dbfs.pinned
+	fi
+fi
 
 make_records "$WORK" 1 && mv "$WORK/u000001.json" "$WORK/record.json"
 say "  record size: $(wc -c <"$WORK/record.json") bytes"
 : >"$RESULTS"
 : >"$LIMITS_OUT"
-if [ "$LIMITS" = 1 ]; then
-	say "measuring the server's limits..."
-	{ echo "# start"; measure_limits; } >>"$LIMITS_OUT"
-fi
 
 for n in $NS; do
+	if [ "$LIMITS" = 1 ]; then
+		say "measuring the server's limits on $n keys..."
+		{ echo "# before $n"; measure_limits "$n"; } >>"$LIMITS_OUT"
+	fi
 	rm -rf "$WORK/src-$n"
 	mkdir -p "$WORK/src-$n"
 	make_records "$WORK/src-$n" "$n"
@@ -658,12 +691,11 @@ for n in $NS; do
 		done
 	done
 	rm -rf "$WORK/src-$n"
+	if [ "$LIMITS" = 1 ]; then
+		say "measuring the server's limits on $n keys again..."
+		{ echo "# after $n"; measure_limits "$n"; } >>"$LIMITS_OUT"
+	fi
 done
-
-if [ "$LIMITS" = 1 ]; then
-	say "measuring the server's limits again..."
-	{ echo "# end"; measure_limits; } >>"$LIMITS_OUT"
-fi
 
 say ""
 say "$(date '+%F %T') $(nproc) CPUs; raw lines: $RESULTS; limits: $LIMITS_OUT"
