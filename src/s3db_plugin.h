@@ -190,6 +190,9 @@ struct s3db_plugin_api {
 	/* Installs the database's read cache (NULL removes it); removed at
 	 * stop.  Returns 0. */
 	int (*set_read_cache)(s3db_plugin *p, const s3db_read_cache *cache, void *ud);
+	/* Lookups the library made in the read cache since open: hits and
+	 * misses (both 0 when no cache is installed) — for metrics. */
+	void (*cache_counts)(s3db *db, uint64_t *hits, uint64_t *misses);
 
 	/* Library calls for the plugin's own resources and records (the same
 	 * contracts as in s3db.h). */
