@@ -553,22 +553,12 @@ s3db_code mopt_config_load(const char *path, const char *name, mopt *o, s3db_err
 		close(fd);
 		return s3db_error_set(err, S3DB_ERR_INVALID_ARG, "%s: larger than 1 MiB", name);
 	}
-	char *text = malloc((size_t)st.st_size + 1);
-	if (!text) {
-		close(fd);
-		return s3db_error_set(err, S3DB_ERR_NOMEM, "%s: out of memory", name);
-	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, text + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
+	char *text;
+	size_t got;
+	int read_rc = s3db_read_fd(fd, (size_t)st.st_size, &text, &got);
 	close(fd);
-	text[got] = '\0';
+	if (read_rc != 0)
+		return s3db_error_set(err, S3DB_ERR_NOMEM, "%s: out of memory", name);
 
 	/* the file's directory, for relative paths inside it */
 	char dir[PATH_MAX];

@@ -910,67 +910,16 @@ const char *mopt_help(void)
 
 /* ---- secrets ---------------------------------------------------------------------------- */
 
-typedef struct secret_span {
-	size_t from, to;
-} secret_span;
-
-static int name_looks_secret(const char *name, size_t len)
-{
-	static const char *const words[] = { "token", "secret", "pass", "key", "credential" };
-	for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
-		size_t wl = strlen(words[w]);
-		for (size_t i = 0; i + wl <= len; i++)
-			if (strncasecmp(name + i, words[w], wl) == 0)
-				return 1;
-	}
-	return 0;
-}
-
-/* The spans of s that are secret: the userinfo after its first ':' (up to
- * the last '@' before the path; a secret with a raw '/' ends at the last
- * '@' of the string), and the values of secret-looking query options. */
-static size_t secret_spans(const char *s, secret_span *spans, size_t max)
-{
-	size_t n = 0;
-	const char *sep = strstr(s, "://");
-	if (!sep)
-		return 0;
-	size_t u0 = (size_t)(sep - s) + 3;
-	size_t auth_end = u0 + strcspn(s + u0, "/?#");
-	const char *last_at = strrchr(s, '@');
-	size_t at = SIZE_MAX;
-	for (size_t i = u0; i < auth_end; i++)
-		if (s[i] == '@')
-			at = i;
-	if (at == SIZE_MAX && last_at && (size_t)(last_at - s) > u0)
-		at = (size_t)(last_at - s);
-	if (at != SIZE_MAX) {
-		const char *colon = memchr(s + u0, ':', at - u0);
-		if (colon && (size_t)(colon - s) + 1 < at && n < max)
-			spans[n++] = (secret_span){ (size_t)(colon - s) + 1, at };
-	}
-	const char *q = strchr(s + (at != SIZE_MAX ? at : u0), '?');
-	while (q && n < max) {
-		const char *name = q + 1;
-		size_t plen = strcspn(name, "&#");
-		const char *eq = memchr(name, '=', plen);
-		if (eq && name_looks_secret(name, (size_t)(eq - name)) && eq + 1 < name + plen)
-			spans[n++] = (secret_span){ (size_t)(eq + 1 - s), (size_t)(name + plen - s) };
-		q = name[plen] == '&' ? name + plen : NULL;
-	}
-	return n;
-}
-
 int mopt_conn_has_secret(const char *s)
 {
-	secret_span spans[16];
-	return s && secret_spans(s, spans, 16) > 0;
+	conn_span spans[16];
+	return s && conn_secret_spans(s, spans, 16) > 0;
 }
 
 size_t mopt_conn_scrub(char *s)
 {
-	secret_span spans[16];
-	size_t n = secret_spans(s, spans, 16), bytes = 0;
+	conn_span spans[16];
+	size_t n = conn_secret_spans(s, spans, 16), bytes = 0;
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = spans[i].from; k < spans[i].to; k++, bytes++)
 			s[k] = '*';
@@ -1010,22 +959,12 @@ static s3db_code read_secret_file(const char *path, const char *what, int strict
 		return s3db_error_set(err, S3DB_ERR_INVALID_ARG, "%s %s: larger than 64 KiB", what,
 		                      path);
 	}
-	char *buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return s3db_error_set(err, S3DB_ERR_NOMEM, "%s: out of memory", what);
-	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
+	char *buf;
+	size_t got;
+	int rc = s3db_read_fd(fd, (size_t)st.st_size, &buf, &got);
 	close(fd);
-	buf[got] = '\0';
+	if (rc != 0)
+		return s3db_error_set(err, S3DB_ERR_NOMEM, "%s: out of memory", what);
 	if (memchr(buf, '\0', got)) {
 		explicit_bzero(buf, got);
 		free(buf);

@@ -77,10 +77,6 @@ typedef struct conn_parser {
 
 /* ---- masking ------------------------------------------------------------ */
 
-typedef struct span {
-	size_t from, to;             /* [from, to) of the input to hide */
-} span;
-
 static int name_is_secret(const char *name, size_t len)
 {
 	static const char *const words[] = { "token", "secret", "pass", "key", "credential" };
@@ -101,15 +97,11 @@ static int all_digits(const char *s, size_t len)
 	return 1;
 }
 
-/* The echo of s for messages: the secret of the userinfo and the values
- * of query options whose names look secret become "***", control bytes
- * '?'.  Works on any text, well-formed or not (see the file comment).
- * Returns malloc'd text, NULL on oom. */
-static char *conn_mask(const char *s)
+size_t conn_secret_spans(const char *s, conn_span *spans, size_t max)
 {
-	size_t n = strlen(s);
-	span spans[64];
 	size_t nspans = 0;
+	if (max == 0)
+		return 0;
 
 	/* userinfo: after "://" when present, else from the start */
 	const char *sep = strstr(s, "://");
@@ -129,25 +121,37 @@ static char *conn_mask(const char *s)
 			if (!all_digits(colon + 1, auth_end - c - 1)) {
 				const char *last = strrchr(s, '@');
 				size_t end = last && (size_t)(last - s) > c ? (size_t)(last - s) : auth_end;
-				spans[nspans++] = (span){ c + 1, end };
+				spans[nspans++] = (conn_span){ c + 1, end };
 			}
 		}
 	} else {
 		const char *colon = memchr(s + u0, ':', at - u0);
 		if (colon)
-			spans[nspans++] = (span){ (size_t)(colon - s) + 1, at };
+			spans[nspans++] = (conn_span){ (size_t)(colon - s) + 1, at };
 	}
 
 	/* query values of secret-looking options */
 	const char *q = strchr(s + (nspans ? spans[0].to : 0), '?');
-	while (q && nspans < sizeof spans / sizeof spans[0]) {
+	while (q && nspans < max) {
 		const char *name = q + 1;
 		size_t plen = strcspn(name, "&#");
 		const char *eq = memchr(name, '=', plen);
 		if (eq && name_is_secret(name, (size_t)(eq - name)) && eq + 1 < name + plen)
-			spans[nspans++] = (span){ (size_t)(eq + 1 - s), (size_t)(name + plen - s) };
+			spans[nspans++] = (conn_span){ (size_t)(eq + 1 - s), (size_t)(name + plen - s) };
 		q = name[plen] == '&' ? name + plen : NULL;
 	}
+	return nspans;
+}
+
+/* The echo of s for messages: the secret of the userinfo and the values
+ * of query options whose names look secret become "***", control bytes
+ * '?'.  Works on any text, well-formed or not (see the file comment).
+ * Returns malloc'd text, NULL on oom. */
+static char *conn_mask(const char *s)
+{
+	size_t n = strlen(s);
+	conn_span spans[64];
+	size_t nspans = conn_secret_spans(s, spans, sizeof spans / sizeof spans[0]);
 
 	sbuf b;
 	sbuf_init(&b);

@@ -51,4 +51,16 @@ char *conn_describe(const conn_info *c);
 /* Joins the prefix and a relative key with '/' ("" prefix: the key). */
 char *conn_full_key(const conn_info *c, const char *relative);
 
+/* [from, to) of a connection string that is secret. */
+typedef struct conn_span {
+	size_t from, to;
+} conn_span;
+/* Finds the secret parts of a connection string, well-formed or not: the
+ * secret of the userinfo (after its first ':', up to the '@' that ends
+ * the userinfo — the last '@' of the string when a raw '/' is in the
+ * secret; nothing for host:port) and the values of query options whose
+ * names look secret (token, secret, pass, key, credential).  Fills up to
+ * max spans in order and returns how many. */
+size_t conn_secret_spans(const char *s, conn_span *spans, size_t max);
+
 #endif

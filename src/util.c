@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "util.h"
 #include "codec.h"
 
@@ -171,6 +172,27 @@ int s3db_utf8_valid(const char *str, size_t len)
 		i += n + 1;
 	}
 	return 1;
+}
+
+int s3db_read_fd(int fd, size_t size, char **out, size_t *got)
+{
+	char *buf = malloc(size + 1);
+	*out = buf;
+	if (!buf)
+		return -1;
+	size_t n = 0;
+	while (n < size) {
+		ssize_t r = read(fd, buf + n, size - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	if (got)
+		*got = n;
+	return 0;
 }
 
 int s3db_hex_value(int c)

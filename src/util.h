@@ -54,6 +54,11 @@ int s3db_str_ends(const char *s, const char *suffix);
 int s3db_utf8_valid(const char *s, size_t len);
 /* The value of a hexadecimal digit (either case), or -1. */
 int s3db_hex_value(int c);
+/* Reads up to size bytes of fd (retrying on EINTR, stopping early at end
+ * of file or on an error) into *out: malloc'd, NUL-terminated, owned by
+ * the caller; *got (optional) the bytes read.  Returns 0, or -1 when out
+ * of memory (*out NULL).  The caller closes fd. */
+int s3db_read_fd(int fd, size_t size, char **out, size_t *got);
 /* Length in UTF-16 code units, as JavaScript counts it. */
 size_t s3db_utf16_len(const char *s);
 
