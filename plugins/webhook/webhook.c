@@ -11,7 +11,9 @@
  *    "user": {"uid": 0, "gid": 0, "pid": 4242, "process": "tee"}}
  *
  * Options (JSON config / reconfigurable while mounted):
- *   webhookUrl  string, required unless enabled is false
+ *   webhookUrl  string; when absent, the S3DB_WEBHOOK_URL environment
+ *               variable (so that -o plugin=PATH, which gives no
+ *               options, works); required unless enabled is false
  *   events      array of event names, default ["insert","update","delete"]
  *   resources   array of resource names; default: every resource
  *   timeout     milliseconds per POST, default 5000
@@ -181,20 +183,23 @@ static s3db_code config_parse(json_object *opts, webhook_config **out, s3db_erro
 	c->retries = 3;
 	c->queue_size = 1000;
 	s3db_code rc = S3DB_OK;
-	json_object *v;
+	json_object *v = NULL;
 	double d;
 	if (json_object_object_get_ex(opts, "enabled", &v))
 		c->enabled = json_object_get_boolean(v);
-	if (json_object_object_get_ex(opts, "webhookUrl", &v)) {
-		const char *url = json_object_get_string(v);
-		if (!json_object_is_type(v, json_type_string) ||
+	const char *env_url = getenv("S3DB_WEBHOOK_URL");
+	v = NULL;
+	if (json_object_object_get_ex(opts, "webhookUrl", &v) || (env_url && *env_url)) {
+		const char *url = v ? json_object_get_string(v) : env_url;
+		if ((v && !json_object_is_type(v, json_type_string)) ||
 		    (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8)))
 			rc = config_error(err, S3DB_ERR_INVALID_ARG,
 			                  "webhookUrl: must be an http:// or https:// URL");
 		else if (!(c->url = strdup(url)))
 			rc = config_error(err, S3DB_ERR_NOMEM, "out of memory");
 	} else if (c->enabled) {
-		rc = config_error(err, S3DB_ERR_INVALID_ARG, "webhookUrl: required");
+		rc = config_error(err, S3DB_ERR_INVALID_ARG,
+		                  "webhookUrl: required (or S3DB_WEBHOOK_URL in the environment)");
 	}
 	if (rc == S3DB_OK && json_object_object_get_ex(opts, "events", &v))
 		rc = parse_events(v, &c->events, err);
