@@ -540,6 +540,8 @@ static s3db_code webhook_reconfigure(s3db_plugin *p, json_object *options, s3db_
 /* Frees everything; after a failed setup too (w may be partial). */
 static void webhook_destroy(s3db_plugin *p)
 {
+	if (!the_api)
+		return; /* setup refused the host before keeping its table */
 	webhook *w = the_api->state(p);
 	if (!w)
 		return;
