@@ -175,7 +175,10 @@ struct s3db_plugin_api {
 	/* Registers a virtual file ("/.costs", "/users/.stats",
 	 * "/.search?" for a file that takes a query — never listed).
 	 * write_fn may be NULL (read-only).  listed: shown by `ls -a`.
-	 * Returns 0, or -EEXIST when another plugin has that path. */
+	 * Register files in setup: the daemon shows those registered when
+	 * every plugin is set up.  Returns 0, -EINVAL for a path not
+	 * starting with '/' or without read_fn, or -EEXIST when another
+	 * plugin has that path. */
 	int (*add_file)(s3db_plugin *p, const char *path, s3db_file_read_fn read_fn,
 	                s3db_file_write_fn write_fn, void *ud, int listed);
 
