@@ -90,7 +90,9 @@ typedef struct s3db_plugin_def {
 	s3db_code (*start)(s3db_plugin *p, s3db_error *err);
 	/* onStop (optional).  Threads are joined already. */
 	void (*stop)(s3db_plugin *p);
-	/* Frees the plugin's state (optional).  Last call the plugin gets. */
+	/* Frees the plugin's state (optional).  Last call the plugin gets;
+	 * it is made after a failed setup too, with whatever state setup
+	 * had set (maybe NULL), so it must accept a partial state. */
 	void (*destroy)(s3db_plugin *p);
 	/* Live reconfiguration (optional): the config file changed this
 	 * plugin's options while it runs.  Return S3DB_OK to take them (the
@@ -173,7 +175,10 @@ struct s3db_plugin_api {
 	/* Registers a virtual file ("/.costs", "/users/.stats",
 	 * "/.search?" for a file that takes a query — never listed).
 	 * write_fn may be NULL (read-only).  listed: shown by `ls -a`.
-	 * Returns 0, or -EEXIST when another plugin has that path. */
+	 * Register files in setup: the daemon shows those registered when
+	 * every plugin is set up.  Returns 0, -EINVAL for a path not
+	 * starting with '/' or without read_fn, or -EEXIST when another
+	 * plugin has that path. */
 	int (*add_file)(s3db_plugin *p, const char *path, s3db_file_read_fn read_fn,
 	                s3db_file_write_fn write_fn, void *ud, int listed);
 
@@ -241,10 +246,15 @@ s3db_code s3db_plugin_add(s3db *db, const s3db_plugin_def *def, json_object *opt
  * after the plugin is destroyed. */
 s3db_code s3db_plugin_load(s3db *db, const char *path, json_object *options, const char *origin,
                            s3db_plugin **out, s3db_error *err);
-/* Starts every plugin set up and not yet started, in order. */
+/* Starts every plugin set up and not yet started, in order: its threads,
+ * then its start().  When one fails, every plugin of db is stopped and
+ * destroyed in reverse (the failed one gets stop() too) and its error
+ * is returned. */
 s3db_code s3db_plugins_start(s3db *db, s3db_error *err);
 /* Stops, unsubscribes and destroys every plugin, in reverse order
- * (s3db_close does it too). */
+ * (s3db_close does it too).  Call it when no operation on db is in
+ * flight from outside the plugins (after unmount): a listener removed
+ * while an event is being emitted may still be called once. */
 void s3db_plugins_stop(s3db *db);
 /* Passes changed options to the plugin (its reconfigure, or
  * S3DB_ERR_UNSUPPORTED when it has none). */
