@@ -96,6 +96,14 @@ static void costs_on_request(void *ud, const s3db_request_info *info)
 	atomic_fetch_add_explicit(&st->by_command[info->command], tries, memory_order_relaxed);
 }
 
+/* A price or a total without float noise (12 significant digits). */
+static json_object *costs_number(double d)
+{
+	char buf[40];
+	snprintf(buf, sizeof buf, "%.12g", d);
+	return json_object_new_double_s(d, buf);
+}
+
 /* The guide's structure for snap (a new object; the caller puts it). */
 static json_object *costs_report(const costs_snapshot *snap)
 {
@@ -112,7 +120,7 @@ static json_object *costs_report(const costs_snapshot *snap)
 	for (int k = 0; k < COSTS__COUNT; k++) {
 		cost += (double)per_class[k] * snap->prices[k];
 		json_object_object_add(prices, costs_class_names[k],
-		                       json_object_new_double(snap->prices[k]));
+		                       costs_number(snap->prices[k]));
 		json_object_object_add(requests, costs_class_names[k],
 		                       json_object_new_int64((int64_t)per_class[k]));
 	}
@@ -124,7 +132,7 @@ static json_object *costs_report(const costs_snapshot *snap)
 		json_object_object_add(events, name, json_object_new_int64((int64_t)snap->by_command[c]));
 	}
 	json_object *out = json_object_new_object();
-	json_object_object_add(out, "total", json_object_new_double(cost));
+	json_object_object_add(out, "total", costs_number(cost));
 	json_object_object_add(out, "prices", prices);
 	json_object_object_add(out, "requests", requests);
 	json_object_object_add(out, "events", events);

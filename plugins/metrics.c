@@ -33,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "plugins/metrics.h"
+#include "metrics.h"
 #include "util.h"
 
 const char *const metrics_op_names[METRICS_OPS] = { "insert", "update", "delete",

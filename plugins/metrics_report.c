@@ -34,7 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "plugins/metrics.h"
+#include "metrics.h"
 #include "util.h"
 
 static const char *const metrics_error_types[S3DB_ERR__COUNT] = {
@@ -249,13 +249,13 @@ static json_object *metrics_usage_json(const metrics_view *v)
 	json_object *daily = json_object_new_object();
 	int peak = -1;
 	for (int h = 0; h < 24; h++) {
-		char hour[8];
+		char hour[16];
 		snprintf(hour, sizeof hour, "%02d:00", h);
 		json_object_object_add(daily, hour, json_object_new_int64((int64_t)v->hourly[h]));
 		if (v->hourly[h] && (peak < 0 || v->hourly[h] > v->hourly[peak]))
 			peak = h;
 	}
-	char peak_hour[8];
+	char peak_hour[16];
 	snprintf(peak_hour, sizeof peak_hour, "%02d:00", peak < 0 ? 0 : peak);
 	json_object_object_add(u, "peakUsageHour", peak < 0 ? NULL : json_object_new_string(peak_hour));
 	json_object_object_add(u, "dailyPatterns", daily);

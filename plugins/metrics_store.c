@@ -35,7 +35,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
-#include "plugins/metrics.h"
+#include "metrics.h"
 #include "util.h"
 
 /* ---- definitions -------------------------------------------------------- */
