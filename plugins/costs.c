@@ -27,7 +27,8 @@
  *   {total, prices{put,get,head,delete,list}, requests{total,put,get,head,
  *    delete,list}, events{total, PutObjectCommand, GetObjectCommand, ...}}.
  * Writing "reset" (surrounding white space ignored) zeroes the counters;
- * anything else is refused with -EINVAL and a log line saying why.
+ * writing nothing changes nothing; anything else is refused with -EINVAL
+ * and a log line saying why.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -181,6 +182,8 @@ static int costs_file_write(void *ud, const char *data, size_t len)
 	}
 	while (len && strchr(" \t\r\n", data[len - 1]))
 		len--;
+	if (len == 0)
+		return 0; /* nothing written (a shell's O_TRUNC open, `: > /.costs`) */
 	if (len != 5 || memcmp(data, "reset", 5) != 0) {
 		st->api->log(st->plugin, S3DB_PLUGIN_LOG_WARN,
 		             "/.costs: unknown command (%zu bytes); the only command is \"reset\"", len);

@@ -440,6 +440,8 @@ static int metrics_file_write(void *ud, const char *data, size_t len)
 	}
 	while (len && strchr(" \t\r\n", data[len - 1]))
 		len--;
+	if (len == 0)
+		return 0; /* nothing written (a shell's O_TRUNC open) */
 	if (len == 5 && memcmp(data, "flush", 5) == 0) {
 		if (!st->store_metrics)
 			return -EROFS;
