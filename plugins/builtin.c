@@ -13,10 +13,15 @@
 
 /* ---- the plugins built in (one line each) ---------------------------------------- */
 
+extern const s3db_plugin_def costs_plugin_def;
+extern const s3db_plugin_def metrics_plugin_def;
+
 static const struct builtin {
 	const char *name;
 	const s3db_plugin_def *def;
 } builtins[] = {
+	{ "CostsPlugin", &costs_plugin_def },
+	{ "MetricsPlugin", &metrics_plugin_def },
 	{ NULL, NULL } /* end */
 };
 
