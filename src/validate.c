@@ -922,7 +922,12 @@ static json_object *typed_default(json_object *rule, json_object *def)
 			}
 		}
 	}
-	return json_object_get(def);
+	/* a copy: def belongs to a rule other threads read, and the value
+	 * may end up inside the record being built */
+	json_object *copy = NULL;
+	if (json_object_deep_copy(def, &copy, NULL) != 0)
+		return NULL;
+	return copy;
 }
 
 /* One field: required/optional/default handling, then check_value.
@@ -964,8 +969,13 @@ static void check_fields(vctx *v, const char *prefix, json_object *defs, json_ob
 static void check_attribute(vctx *v, const char *path, const char *key, json_object *def,
                             int present, json_object *val, json_object *out)
 {
+	/* a->rule belongs to the compiled schema, which many threads read at
+	 * once: it is borrowed, never json_object_get/put here (json-c's
+	 * reference counts are not atomic).  Only a rule parsed for this call
+	 * (owned) is put. */
 	const attr *a = schema_attr_by_path(v->s, path);
-	json_object *rule = a ? json_object_get(a->rule) : sub_rule(v, path, def);
+	json_object *owned = a ? NULL : sub_rule(v, path, def);
+	json_object *rule = a ? a->rule : owned;
 	if (!rule)
 		return;
 	if (is_object(def) && schema_def_is_nested(def)) {
@@ -987,14 +997,14 @@ static void check_attribute(vctx *v, const char *path, const char *key, json_obj
 				json_object_object_add(out, key, child);
 			}
 		}
-		json_object_put(rule);
+		json_object_put(owned);
 		return;
 	}
 	json_object *norm = NULL;
 	int omit = 0;
 	if (check_field(v, path, rule, present, val, &norm, &omit) == 0 && !omit)
 		json_object_object_add(out, key, norm);
-	json_object_put(rule);
+	json_object_put(owned);
 }
 
 /* Validates the members of in against the definitions defs into out.
