@@ -690,6 +690,63 @@ static void request_hook_forward(void *ud, const s3db_request_info *info)
 	pthread_rwlock_unlock(&db->lock);
 	if (hook)
 		hook(userdata, info);
+	observer_list *ol = &db->observers;
+	pthread_rwlock_rdlock(&ol->lock);
+	for (size_t i = 0; i < ol->count; i++)
+		ol->items[i].fn(ol->items[i].userdata, info);
+	pthread_rwlock_unlock(&ol->lock);
+}
+
+/* ---- request observers and the read cache ------------------------------------ */
+
+int db_observer_add(s3db *db, s3db_request_hook fn, void *userdata)
+{
+	if (!fn)
+		return 0;
+	observer_list *ol = &db->observers;
+	int id = 0;
+	pthread_rwlock_wrlock(&ol->lock);
+	request_observer *p = realloc(ol->items, (ol->count + 1) * sizeof *p);
+	if (p) {
+		ol->items = p;
+		id = ++ol->next_id;
+		p[ol->count++] = (request_observer){ .id = id, .fn = fn, .userdata = userdata };
+	}
+	pthread_rwlock_unlock(&ol->lock);
+	return id;
+}
+
+void db_observer_remove(s3db *db, int id)
+{
+	observer_list *ol = &db->observers;
+	pthread_rwlock_wrlock(&ol->lock);
+	for (size_t i = 0; i < ol->count; i++) {
+		if (ol->items[i].id == id) {
+			memmove(&ol->items[i], &ol->items[i + 1],
+			        (ol->count - i - 1) * sizeof *ol->items);
+			ol->count--;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&ol->lock);
+}
+
+const s3db_read_cache *db_read_cache(s3db *db, void **ud)
+{
+	pthread_rwlock_rdlock(&db->lock);
+	const s3db_read_cache *c = db->read_cache;
+	if (c)
+		*ud = db->read_cache_ud;
+	pthread_rwlock_unlock(&db->lock);
+	return c;
+}
+
+void db_set_read_cache(s3db *db, const s3db_read_cache *cache, void *ud)
+{
+	pthread_rwlock_wrlock(&db->lock);
+	db->read_cache = cache;
+	db->read_cache_ud = cache ? ud : NULL;
+	pthread_rwlock_unlock(&db->lock);
 }
 
 /* Handles opened and not yet closed.  When the last one closes, the
@@ -708,6 +765,7 @@ s3db_code s3db_open(const char *connection_string, const s3db_options *opts, s3d
 	if (!db)
 		return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
 	pthread_rwlock_init(&db->lock, NULL);
+	pthread_rwlock_init(&db->observers.lock, NULL);
 	event_bus_init(&db->bus);
 	s3db_code rc = conn_parse(connection_string, &db->conn, err);
 	if (rc != S3DB_OK) {
@@ -768,6 +826,8 @@ static void db_free(s3db *db)
 	}
 	conn_info_free(&db->conn);
 	event_bus_destroy(&db->bus);
+	free(db->observers.items);
+	pthread_rwlock_destroy(&db->observers.lock);
 	pthread_rwlock_destroy(&db->lock);
 	free(db);
 }
@@ -776,6 +836,7 @@ void s3db_close(s3db *db)
 {
 	if (!db)
 		return;
+	plugin_host_free(db); /* plugins stop while the database still works */
 	db_free(db);
 	if (atomic_fetch_sub(&open_handles, 1) == 1)
 		secret_cache_clear();

@@ -4,8 +4,10 @@
  * events.c, ids.c and pool.c.
  *
  * Locking: `lock` guards the catalogue (s3db.json as JSON), the
- * resource table and the request hook pair (hook, hook_userdata); no
- * storage request is made while it is held.  Compiled schemas are immutable and never freed before
+ * resource table, the request hook pair (hook, hook_userdata) and the
+ * read cache pair (read_cache, read_cache_ud); no storage request is made
+ * while it is held.  `observers` has its own lock, held for reading while
+ * the observers are called (so removing one waits for calls in flight).  Compiled schemas are immutable and never freed before
  * the database closes (a definition change adds a new one and moves
  * res->current), so an operation reads res->current once, under the read
  * lock, and then uses it without locks.
@@ -14,7 +16,10 @@
 #define S3DB_DB_H
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include "conn.h"
+#include "s3db_plugin.h"
 #include "schema.h"
 #include "store.h"
 #include "util.h"
@@ -24,6 +29,23 @@ typedef struct listener {
 	s3db_listener fn;
 	void *userdata;
 } listener;
+
+/* One request observer of the core's list (plugins, and anything else
+ * besides the single public hook). */
+typedef struct request_observer {
+	int id;
+	s3db_request_hook fn;
+	void *userdata;
+} request_observer;
+
+typedef struct observer_list {
+	pthread_rwlock_t lock;
+	request_observer *items;
+	size_t count;
+	int next_id;
+} observer_list;
+
+struct plugin_host;
 
 typedef struct event_bus {
 	pthread_rwlock_t lock;
@@ -54,6 +76,14 @@ struct s3db {
 	event_bus bus;
 	s3db_request_hook hook;
 	void *hook_userdata;
+	observer_list observers;  /* db_observer_add / db_observer_remove */
+	/* The read cache a plugin installed (s3db_plugin.h), NULL when none;
+	 * read both under db->lock (db_read_cache does). */
+	const s3db_read_cache *read_cache;
+	void *read_cache_ud;
+	/* Lookups made in the read cache: hits and misses since open. */
+	_Atomic uint64_t cache_hits, cache_misses;
+	struct plugin_host *plugins; /* plugin.c; NULL until a plugin is added */
 };
 
 /* ---- keys ------------------------------------------------------------ */
@@ -78,6 +108,27 @@ void event_bus_destroy(event_bus *bus);
 s3db_code event_emit(s3db *db, s3db_event_type type, const char *resource, const char *id,
                      json_object *old_record, json_object *new_record, const s3db_ctx *ctx,
                      s3db_code result, double duration_ms);
+
+/* ---- request observers (database.c) ---------------------------------- */
+/* Adds fn to the core's observer list, called for every storage request
+ * after the public hook, in the order added.  Returns an id > 0, or 0
+ * when out of memory (or fn is NULL). */
+int db_observer_add(s3db *db, s3db_request_hook fn, void *userdata);
+/* Removes an observer; returns when no call to it is in flight. */
+void db_observer_remove(s3db *db, int id);
+
+/* ---- read cache (database.c) ------------------------------------------ */
+/* The installed read cache and its userdata, read together under the
+ * lock (*ud untouched and NULL returned when none is installed).  The
+ * pointers stay valid until the plugin that installed it is stopped. */
+const s3db_read_cache *db_read_cache(s3db *db, void **ud);
+/* Installs (or with NULL removes) the read cache. */
+void db_set_read_cache(s3db *db, const s3db_read_cache *cache, void *ud);
+
+/* ---- plugins (plugin.c) ----------------------------------------------- */
+/* Stops and frees every plugin (s3db_close calls it before freeing the
+ * database). */
+void plugin_host_free(s3db *db);
 
 /* ---- ids (ids.c) ----------------------------------------------------- */
 /* A new id of `size` characters from nanoid's URL alphabet (malloc'd). */

@@ -90,7 +90,9 @@ typedef struct s3db_plugin_def {
 	s3db_code (*start)(s3db_plugin *p, s3db_error *err);
 	/* onStop (optional).  Threads are joined already. */
 	void (*stop)(s3db_plugin *p);
-	/* Frees the plugin's state (optional).  Last call the plugin gets. */
+	/* Frees the plugin's state (optional).  Last call the plugin gets;
+	 * it is made after a failed setup too, with whatever state setup
+	 * had set (maybe NULL), so it must accept a partial state. */
 	void (*destroy)(s3db_plugin *p);
 	/* Live reconfiguration (optional): the config file changed this
 	 * plugin's options while it runs.  Return S3DB_OK to take them (the
