@@ -23,6 +23,15 @@
  * library, from S3DB_PASSPHRASE — never from an argument, which any user
  * can read with ps.  Credentials may come from the environment (AWS_*),
  * the library reads them.
+ *
+ * Plugins: --config FILE reads the daemon's JSON configuration (the same
+ * reader, mountopts/config.c: connectionString, passphrase, plugins) and
+ * --plugin NAME|PATH adds one more, so that writes made here go through
+ * the same plugins as writes made through the mount (a cache plugin
+ * must see them to invalidate).  The plugins are set up and started
+ * after the open and stopped at close; their virtual files are not shown
+ * and only their warnings and errors are printed (on stderr).  With a
+ * configuration that gives connectionString, CONNECTION may be left out.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,7 +44,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "builtin.h"
+#include "mountopts.h"
 #include "s3db.h"
+#include "s3db_plugin.h"
 
 enum cli_exit {
 	EXIT_OK_ = 0,
@@ -92,6 +104,11 @@ static const char usage_text[] =
 "                          FILE without its trailing newline (default: the\n"
 "                          S3DB_PASSPHRASE variable, else s3db.js's default)\n"
 "  --parallelism N         requests in flight (default 16)\n"
+"  --config FILE           the s3dbfs JSON configuration: connectionString\n"
+"                          (CONNECTION may then be left out), passphrase and\n"
+"                          plugins, which see this command's operations\n"
+"  --plugin NAME|PATH      one more plugin: a built-in by name or a .so\n"
+"                          (repeatable)\n"
 "  -h, --help              show this help\n"
 "  -V, --version           show the version\n"
 "\n"
@@ -102,7 +119,7 @@ static const char usage_text[] =
 
 enum {
 	OPT_PASSPHRASE_FILE = 256, OPT_PARALLELISM, OPT_PARTITION, OPT_VALUES,
-	OPT_LIMIT, OPT_OFFSET, OPT_IDS,
+	OPT_LIMIT, OPT_OFFSET, OPT_IDS, OPT_CONFIG, OPT_PLUGIN,
 };
 
 static const struct option long_options[] = {
@@ -113,6 +130,8 @@ static const struct option long_options[] = {
 	{ "limit", required_argument, NULL, OPT_LIMIT },
 	{ "offset", required_argument, NULL, OPT_OFFSET },
 	{ "ids", no_argument, NULL, OPT_IDS },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "plugin", required_argument, NULL, OPT_PLUGIN },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -126,7 +145,9 @@ typedef struct cli_args {
 	const char *values;
 	size_t limit, offset;
 	int have_limit, have_offset, ids_only;
-	const char *conn;
+	const char *config;      /* --config FILE                           */
+	mopt plugin_opts;        /* --plugin entries (plugins only); owned  */
+	const char *conn;        /* NULL: the config's connectionString     */
 	const char *command;
 	char **rest;             /* the command's arguments */
 	int nrest;
@@ -854,6 +875,16 @@ static int parse_args(int argc, char **argv, cli_args *a)
 		case OPT_IDS:
 			a->ids_only = 1;
 			break;
+		case OPT_CONFIG:
+			a->config = optarg;
+			break;
+		case OPT_PLUGIN: {
+			s3db_error err = { 0 };
+			if (mopt_add_plugin_text(&a->plugin_opts, optarg, "--plugin", NULL, "--plugin",
+			                         &err) != S3DB_OK)
+				return usage_error("%s", err.message);
+			break;
+		}
 		case ':':
 			return usage_error("option '%s' needs a value", argv[optind - 1]);
 		default:
@@ -868,14 +899,18 @@ static int parse_args(int argc, char **argv, cli_args *a)
 		}
 	}
 	int npos = argc - optind;
+	/* with --config, CONNECTION may be left out: a first argument that is
+	 * a command name and no connection string is the command */
+	int skip_conn = a->config && npos >= 1 && find_command(argv[optind]) &&
+	                !strstr(argv[optind], "://");
 	if (npos == 0)
-		return usage_error("missing CONNECTION and COMMAND");
-	if (npos == 1)
+		return usage_error(a->config ? "missing COMMAND" : "missing CONNECTION and COMMAND");
+	if (npos == 1 && !skip_conn)
 		return usage_error("missing COMMAND after the connection string");
-	a->conn = argv[optind];
-	a->command = argv[optind + 1];
-	a->rest = argv + optind + 2;
-	a->nrest = npos - 2;
+	a->conn = skip_conn ? NULL : argv[optind];
+	a->command = argv[optind + (skip_conn ? 0 : 1)];
+	a->rest = argv + optind + (skip_conn ? 1 : 2);
+	a->nrest = npos - (skip_conn ? 1 : 2);
 
 	const command *cmd = find_command(a->command);
 	if (!cmd)
@@ -930,12 +965,70 @@ static char *read_passphrase(const char *path)
 	return buf;
 }
 
+/* ---- plugins ------------------------------------------------------------- */
+
+/* api->log: warnings and errors on stderr, the rest dropped (a command's
+ * output is its JSON). */
+static void plugin_log(void *ud, s3db_plugin_log_level level, const char *plugin,
+                       const char *message)
+{
+	if (level <= S3DB_PLUGIN_LOG_WARN)
+		fprintf(stderr, "s3db: plugin %s: %s\n", plugin, message);
+}
+
+/* Sets up and starts the plugins of the configuration, then those of
+ * --plugin.  Returns EXIT_OK_ or an exit status after printing why. */
+static int start_plugins(s3db *db, const mopt *file, const mopt *extra)
+{
+	s3db_plugin_set_logger(db, plugin_log, NULL);
+	const mopt *lists[2] = { file, extra };
+	s3db_error err = { 0 };
+	for (int l = 0; l < 2; l++) {
+		for (size_t i = 0; i < lists[l]->nplugins; i++) {
+			const mopt_plugin *p = &lists[l]->plugins[i];
+			s3db_code rc = plugins_add_entry(db, p->name, p->path, p->options, p->origin, NULL,
+			                                 &err);
+			if (rc != S3DB_OK)
+				return failf(rc == S3DB_ERR_NOMEM ? EXIT_OTHER : EXIT_USAGE, "plugin", "%s",
+				             err.message);
+		}
+	}
+	s3db_code rc = s3db_plugins_start(db, &err);
+	return rc == S3DB_OK ? EXIT_OK_ : failf(EXIT_OTHER, "plugin", "%s", err.message);
+}
+
+/* Runs the command with the arguments parsed; file is the configuration
+ * (empty without --config). */
+static int run(cli_args *args, mopt *file);
+
 int main(int argc, char **argv)
 {
 	cli_args args;
 	int status = parse_args(argc, argv, &args);
-	if (status >= 0)
+	if (status >= 0) {
+		mopt_free(&args.plugin_opts);
 		return status;
+	}
+	mopt file;
+	memset(&file, 0, sizeof file);
+	s3db_error err = { 0 };
+	if (args.config && mopt_config_load(args.config, args.config, &file, &err) != S3DB_OK)
+		status = failf(EXIT_USAGE, "--config", "%s", err.message);
+	else if (!args.conn && !file.connection)
+		status = usage_error("%s gives no connectionString: give CONNECTION", args.config);
+	else
+		status = run(&args, &file);
+	mopt_free(&file);
+	mopt_free(&args.plugin_opts);
+	return status;
+}
+
+static int run(cli_args *args_in, mopt *file)
+{
+	cli_args args = *args_in;
+	int status;
+	if (!args.conn)
+		args.conn = file->connection;
 
 	cli c;
 	memset(&c, 0, sizeof c);
@@ -966,7 +1059,7 @@ int main(int argc, char **argv)
 	}
 	s3db_options opts;
 	memset(&opts, 0, sizeof opts);
-	opts.passphrase = passphrase;
+	opts.passphrase = passphrase ? passphrase : file->passphrase;
 	opts.parallelism = args.parallelism;
 	opts.create_if_missing = 1;
 	s3db_error err = { 0 };
@@ -980,7 +1073,9 @@ int main(int argc, char **argv)
 		return fail("open", rc, &err);
 	}
 
-	status = find_command(args.command)->run(&c);
+	status = start_plugins(c.db, file, &args.plugin_opts);
+	if (status == EXIT_OK_)
+		status = find_command(args.command)->run(&c);
 
 	s3db_close(c.db);
 	json_object_put(c.values);

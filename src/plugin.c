@@ -388,9 +388,10 @@ static int threads_launch_all(s3db_plugin *p)
 	return rc;
 }
 
-/* Says stop to the threads and joins them.  Threads are joined without
- * the lock (a thread may call add_thread or sleep while it ends). */
-static void threads_stop_all(s3db_plugin *p)
+/* Says stop to the threads and joins them; returns how many were
+ * joined.  Threads are joined without the lock (a thread may call
+ * add_thread or sleep while it ends). */
+static size_t threads_stop_all(s3db_plugin *p)
 {
 	pthread_mutex_lock(&p->lock);
 	p->stopping = 1;
@@ -398,13 +399,16 @@ static void threads_stop_all(s3db_plugin *p)
 	pthread_cond_broadcast(&p->wake);
 	size_t n = p->nthreads;
 	pthread_mutex_unlock(&p->lock);
+	size_t joined = 0;
 	for (size_t i = 0; i < n; i++) { /* add_thread refuses new ones now */
 		plugin_thread *t = p->threads[i];
 		if (t->running) {
 			pthread_join(t->tid, NULL);
 			t->running = 0;
+			joined++;
 		}
 	}
+	return joined;
 }
 
 static int api_stopping(s3db_plugin *p)
@@ -806,10 +810,12 @@ static void plugin_unsubscribe(s3db_plugin *p)
 }
 
 /* Stops one plugin (threads, stop(), subscriptions), destroys it and
- * unloads its .so. */
+ * unloads its .so; says so in the log. */
 static void plugin_finish(s3db_plugin *p)
 {
-	threads_stop_all(p);
+	s3db *db = p->db;
+	int was_started = p->started;
+	size_t joined = threads_stop_all(p);
 	if (p->started && p->def->stop)
 		p->def->stop(p);
 	p->started = 0;
@@ -817,9 +823,21 @@ static void plugin_finish(s3db_plugin *p)
 	if (p->def->destroy)
 		p->def->destroy(p);
 	void *dl = p->dl;
+	char *name = p->name;
+	p->name = NULL;
 	plugin_free(p);
-	if (dl)
-		dlclose(dl);
+	char note[256];
+	if (dl && dlclose(dl) != 0)
+		snprintf(note, sizeof note, "%s (%zu thread%s joined); unloading failed: %s",
+		         was_started ? "stopped" : "destroyed", joined, joined == 1 ? "" : "s",
+		         dlerror());
+	else
+		snprintf(note, sizeof note, "%s (%zu thread%s joined)%s",
+		         was_started ? "stopped" : "destroyed", joined, joined == 1 ? "" : "s",
+		         dl ? ", shared object unloaded" : "");
+	host_log(db, dl && strstr(note, "failed") ? S3DB_PLUGIN_LOG_WARN : S3DB_PLUGIN_LOG_INFO,
+	         name ? name : "plugin", note);
+	free(name);
 }
 
 /* ---- the public calls ---------------------------------------------------------------------- */

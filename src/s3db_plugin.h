@@ -243,10 +243,15 @@ s3db_code s3db_plugin_add(s3db *db, const s3db_plugin_def *def, json_object *opt
  * after the plugin is destroyed. */
 s3db_code s3db_plugin_load(s3db *db, const char *path, json_object *options, const char *origin,
                            s3db_plugin **out, s3db_error *err);
-/* Starts every plugin set up and not yet started, in order. */
+/* Starts every plugin set up and not yet started, in order: its threads,
+ * then its start().  When one fails, every plugin of db is stopped and
+ * destroyed in reverse (the failed one gets stop() too) and its error
+ * is returned. */
 s3db_code s3db_plugins_start(s3db *db, s3db_error *err);
 /* Stops, unsubscribes and destroys every plugin, in reverse order
- * (s3db_close does it too). */
+ * (s3db_close does it too).  Call it when no operation on db is in
+ * flight from outside the plugins (after unmount): a listener removed
+ * while an event is being emitted may still be called once. */
 void s3db_plugins_stop(s3db *db);
 /* Passes changed options to the plugin (its reconfigure, or
  * S3DB_ERR_UNSUPPORTED when it has none). */

@@ -16,16 +16,21 @@
  *      exits with it: 0 only once the file system is mounted;
  *   3. the mount point is checked (before any request), then credentials
  *      (passwd_file) and passphrase, s3db_open, vfs_open;
- *   4. fuse_new + fuse_mount; signal handlers; the config watcher;
- *   5. the child reports success, detaches stdio (its stderr is pumped to
+ *   4. plugins (the config's "plugins" and -o plugin=): each set up
+ *      (built-ins by name, shared objects by path), their virtual files
+ *      put in the tree; a plugin that fails refuses the mount;
+ *   5. fuse_new + fuse_mount; signal handlers; the config watcher; the
+ *      plugins started (their threads run from here);
+ *   6. the child reports success, detaches stdio (its stderr is pumped to
  *      syslog so that library messages are kept) and serves requests.
  *
  * Shutdown (SIGTERM, SIGINT, `fusermount3 -u`): libfuse's handler ends the
  * loop, which joins the worker threads after their requests finish; then
  * further SIGTERMs are ignored, the config watcher stops, the mount is
  * detached (processes now get ENOTCONN instead of hanging), vfs_close()
- * stores the writes still pending in open files, and only then the
- * database closes.  The exit status is 1 if a pending write could not be
+ * stores the writes still pending in open files (plugins still see
+ * those events), the plugins are stopped (threads joined, .so files
+ * unloaded), and only then the database closes.  The exit status is 1 if a pending write could not be
  * stored (it is in the log).  With a config file, SIGHUP re-reads it
  * instead of unmounting.
  *
@@ -54,10 +59,12 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "builtin.h"
 #include "fs_fuse.h"
 #include "conn.h"
 #include "log.h"
 #include "mountopts.h"
+#include "s3db_plugin.h"
 #include "util.h"
 #include "vfs.h"
 
@@ -226,6 +233,8 @@ typedef struct daemon_state {
 	fs_fuse fs;
 	struct fuse *fuse;
 	mopt_watch *watch;
+	s3db_plugin **plugins;    /* running.plugins[i]'s plugin, owned by db */
+	size_t nplugins;
 	pthread_mutex_t lock;     /* running, vopts (reload vs. shutdown)   */
 } daemon_state;
 
@@ -254,15 +263,96 @@ static void fill_vfs_options(vfs_options *vo, const mopt *o)
 	vo->scratch_dir = o->scratch_dir;
 }
 
-static void log_plugins(const mopt *o)
+/* ---- plugins ------------------------------------------------------------------------- */
+
+/* api->log of every plugin: the daemon's log, with the plugin's name. */
+static void plugin_log(void *ud, s3db_plugin_log_level level, const char *plugin,
+                       const char *message)
 {
-	for (size_t i = 0; i < o->nplugins; i++) {
-		const mopt_plugin *p = &o->plugins[i];
-		log_msg(LOG_LVL_INFO, "plugin %s (%s, %zu option%s): configured; plugins are not "
-		        "loaded by this version yet", p->name ? p->name : p->path, p->origin,
-		        (size_t)json_object_object_length(p->options),
-		        json_object_object_length(p->options) == 1 ? "" : "s");
+	log_level l = level == S3DB_PLUGIN_LOG_ERROR  ? LOG_LVL_ERROR
+	              : level == S3DB_PLUGIN_LOG_WARN ? LOG_LVL_WARN
+	              : level == S3DB_PLUGIN_LOG_INFO ? LOG_LVL_INFO
+	                                              : LOG_LVL_DEBUG;
+	log_msg(l, "plugin %s: %s", plugin, message);
+}
+
+/* Puts one plugin virtual file in the tree (s3db_plugin_files callback). */
+static int install_virtual_file(void *ud, const char *path, s3db_file_read_fn read_fn,
+                                s3db_file_write_fn write_fn, void *file_ud, int listed)
+{
+	daemon_state *d = ud;
+	int r = vfs_add_virtual_file(d->vfs, path, read_fn, write_fn, file_ud, listed);
+	if (r < 0)
+		log_msg(LOG_LVL_ERROR, "plugin virtual file %s: not shown: %s", path, strerror(-r));
+	else
+		log_msg(LOG_LVL_DEBUG, "plugin virtual file %s%s", path, write_fn ? " (writable)" : "");
+	return 0;
+}
+
+/* Sets up every configured plugin, in order, and shows their virtual
+ * files.  A plugin that cannot be set up refuses the mount (the ones
+ * before it are stopped by the library).  Returns an exit status. */
+static int load_plugins(daemon_state *d)
+{
+	const mopt *o = &d->running;
+	s3db_plugin_set_logger(d->db, plugin_log, NULL);
+	if (!o->nplugins)
+		return EXIT_OK_;
+	d->plugins = calloc(o->nplugins, sizeof *d->plugins);
+	if (!d->plugins) {
+		fprintf(stderr, "s3dbfs: out of memory\n");
+		return EXIT_FAIL;
 	}
+	for (size_t i = 0; i < o->nplugins; i++) {
+		const mopt_plugin *mp = &o->plugins[i];
+		s3db_error err = { 0 };
+		if (plugins_add_entry(d->db, mp->name, mp->path, mp->options, mp->origin,
+		                      &d->plugins[i], &err) != S3DB_OK) {
+			fprintf(stderr, "s3dbfs: %s\n", err.message);
+			free(d->plugins);
+			d->plugins = NULL;
+			return EXIT_USAGE;
+		}
+		d->nplugins = i + 1;
+	}
+	s3db_plugin_files(d->db, install_virtual_file, d);
+	return EXIT_OK_;
+}
+
+/* Stops the plugins (threads joined, stop, destroy, .so unloaded). */
+static void stop_plugins(daemon_state *d)
+{
+	if (!d->db)
+		return;
+	if (d->nplugins)
+		log_msg(LOG_LVL_INFO, "stopping %zu plugin%s", d->nplugins, d->nplugins == 1 ? "" : "s");
+	s3db_plugins_stop(d->db);
+	free(d->plugins);
+	d->plugins = NULL;
+	d->nplugins = 0;
+}
+
+/* A running plugin's options changed in the config file: hand them over;
+ * the running copy changes only when the plugin takes them. */
+static void reconfigure_plugin(daemon_state *d, const mopt *next, const mopt_change *c)
+{
+	size_t i;
+	if (sscanf(c->name, "plugins[%zu]", &i) != 1 || i >= d->nplugins || i >= next->nplugins ||
+	    !d->plugins[i])
+		return;
+	mopt_plugin *run = &d->running.plugins[i];
+	s3db_error err = { 0 };
+	if (s3db_plugin_reconfigure(d->plugins[i], next->plugins[i].options, &err) != S3DB_OK) {
+		log_msg(LOG_LVL_WARN, "config: %s %s: refused (%s); the running options stay", c->name,
+		        c->to, err.message);
+		return;
+	}
+	json_object *copy = NULL;
+	if (json_object_deep_copy(next->plugins[i].options, &copy, NULL) == 0 && copy) {
+		json_object_put(run->options);
+		run->options = copy;
+	}
+	log_msg(LOG_LVL_INFO, "config: %s %s: applied", c->name, c->to);
 }
 
 /* ---- live reconfiguration ------------------------------------------------------------ */
@@ -277,6 +367,11 @@ static void on_change(void *ud, const mopt_change *c)
 {
 	reload_ctx *r = ud;
 	daemon_state *d = r->d;
+	if (c->live && c->key == MOPT_PLUGINS) {
+		r->applied++;
+		reconfigure_plugin(d, r->next, c);
+		return;
+	}
 	if (!c->live) {
 		r->deferred++;
 		if (c->from[0])
@@ -334,16 +429,6 @@ static void on_change(void *ud, const mopt_change *c)
 	case MOPT_LOG_LEVEL:
 		run->log_level = n->log_level;
 		set_log_level(n->log_level);
-		break;
-	case MOPT_PLUGINS:
-		/* same list, new options: keep them for the plugins */
-		for (size_t i = 0; i < run->nplugins && i < n->nplugins; i++) {
-			json_object *copy = NULL;
-			if (json_object_deep_copy(n->plugins[i].options, &copy, NULL) == 0 && copy) {
-				json_object_put(run->plugins[i].options);
-				run->plugins[i].options = copy;
-			}
-		}
 		break;
 	default:
 		break;
@@ -687,6 +772,9 @@ static int serve(daemon_state *d)
 		fprintf(stderr, "s3dbfs: %s\n", err.message);
 		return EXIT_STORAGE;
 	}
+	status = load_plugins(d);
+	if (status != EXIT_OK_)
+		return status;
 	fs_fuse_init(&d->fs, d->vfs, o->attr_timeout, o->entry_timeout, o->negative_timeout);
 
 	struct fuse_args args;
@@ -720,11 +808,23 @@ static int serve(daemon_state *d)
 		}
 	}
 
+	if (s3db_plugins_start(d->db, &err) != S3DB_OK) {
+		fprintf(stderr, "s3dbfs: %s\n", err.message);
+		free(d->plugins);
+		d->plugins = NULL;
+		d->nplugins = 0;
+		mopt_watch_stop(d->watch);
+		d->watch = NULL;
+		signal_watch = NULL;
+		fuse_remove_signal_handlers(se);
+		fuse_unmount(d->fuse);
+		return EXIT_FAIL;
+	}
+
 	char *desc = s3db_describe(d->db);
-	log_msg(LOG_LVL_INFO, "mounted %s on %s (pid %d)", desc ? desc : "?", o->mountpoint,
-	        (int)getpid());
+	log_msg(LOG_LVL_INFO, "mounted %s on %s (pid %d)%s", desc ? desc : "?", o->mountpoint,
+	        (int)getpid(), d->nplugins ? " with plugins" : "");
 	free(desc);
-	log_plugins(o);
 	if (status_fd >= 0) {
 		report_status(EXIT_OK_);
 		detach_stdio();
@@ -765,6 +865,7 @@ static int serve(daemon_state *d)
 		        strerror(-vr));
 		status = EXIT_FAIL;
 	}
+	stop_plugins(d);
 	log_msg(LOG_LVL_INFO, "unmounted %s", o->mountpoint);
 	return rc < 0 && status == EXIT_OK_ ? EXIT_FAIL : status;
 }
@@ -838,6 +939,7 @@ int main(int argc, char **argv)
 		vfs_close(d.vfs);
 	if (d.fs.vfs)
 		fs_fuse_destroy(&d.fs);
+	stop_plugins(&d);
 	s3db_close(d.db);
 	stop_pump();
 out:

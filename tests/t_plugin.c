@@ -622,7 +622,11 @@ ATF_TC_BODY(plugin_messages_go_to_the_logger_with_the_plugin_name, tc)
 	add(db, &def_logging, NULL);
 	JOURNAL_IS("log[1] Logging: queue full, 3 dropped "
 	           "log[2] Logging: set up (version 2.1, from the built-in table)");
+	journal_clear();
+	s3db_error err;
+	CHECK_OK(s3db_plugins_start(db, &err), &err);
 	s3db_close(db);
+	JOURNAL_IS("log[2] Logging: stopped (0 threads joined)");
 }
 
 /* ---- ABI and loading ---------------------------------------------------------------- */

@@ -17,6 +17,9 @@
 #   S3DB_TEST_FRONT_LOG     the front's JSON-lines request log
 #   S3DB_TEST_UPSTREAM_URL  s3rver itself (unsigned requests, bypasses the front)
 #   S3DB_TEST_RUNDIR        RUNDIR
+#   S3DB_TEST_WEBHOOK_URL   http://127.0.0.1:PORT/hook of the webhook receiver (webhook.js)
+#   S3DB_TEST_WEBHOOK_CONTROL  its control API, http://127.0.0.1:PORT/__control
+#   S3DB_TEST_WEBHOOK_LOG   the JSON-lines log of what it received
 #
 # Servers listen on 127.0.0.1 only, on ports the kernel picks (port 0), so
 # two runs never collide.  Only bash, node and curl are needed; no tty.
@@ -39,7 +42,7 @@ ACCESS_KEY=AKIDS3DBTEST
 SECRET_KEY='s3db/test+secret=key'
 START_TIMEOUT=${S3DB_TEST_START_TIMEOUT:-30}   # seconds per server
 
-SERVERS=(s3rver s3front)
+SERVERS=(s3rver s3front webhook)
 
 die() { echo "servers.sh: $*" >&2; exit 1; }
 fail() { echo "servers.sh: $*" >&2; return 1; }
@@ -141,6 +144,19 @@ s3front_start() {
   env_add S3DB_TEST_ACCESS_KEY "$ACCESS_KEY"
   env_add S3DB_TEST_SECRET_KEY "$SECRET_KEY"
   env_add S3DB_TEST_FRONT_LOG "$RUNDIR/front-requests.jsonl"
+}
+
+# ---- webhook: a receiver for the webhook plugin's tests ------------------
+
+webhook_start() {
+  rm -f "$RUNDIR/webhook.port"
+  spawn webhook "$NODE" "$here/webhook.js" --host 127.0.0.1 --port 0 \
+    --port-file "$RUNDIR/webhook.port" --log "$RUNDIR/webhook-received.jsonl" || return 1
+  wait_until webhook test -s "$RUNDIR/webhook.port" || return 1
+  wait_until webhook http_ok "http://127.0.0.1:$(port_of webhook)/__control/health" || return 1
+  env_add S3DB_TEST_WEBHOOK_URL "http://127.0.0.1:$(port_of webhook)/hook"
+  env_add S3DB_TEST_WEBHOOK_CONTROL "http://127.0.0.1:$(port_of webhook)/__control"
+  env_add S3DB_TEST_WEBHOOK_LOG "$RUNDIR/webhook-received.jsonl"
 }
 
 # ---- generic start / stop ------------------------------------------------
