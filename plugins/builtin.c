@@ -13,10 +13,13 @@
 
 /* ---- the plugins built in (one line each) ---------------------------------------- */
 
+extern const s3db_plugin_def cache_plugin_def;
+
 static const struct builtin {
 	const char *name;
 	const s3db_plugin_def *def;
 } builtins[] = {
+	{ "CachePlugin", &cache_plugin_def },
 	{ NULL, NULL } /* end */
 };
 
