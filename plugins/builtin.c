@@ -15,6 +15,7 @@
 
 extern const s3db_plugin_def costs_plugin_def;
 extern const s3db_plugin_def metrics_plugin_def;
+extern const s3db_plugin_def cache_plugin_def;
 
 static const struct builtin {
 	const char *name;
@@ -22,6 +23,7 @@ static const struct builtin {
 } builtins[] = {
 	{ "CostsPlugin", &costs_plugin_def },
 	{ "MetricsPlugin", &metrics_plugin_def },
+	{ "CachePlugin", &cache_plugin_def },
 	{ NULL, NULL } /* end */
 };
 

@@ -29,11 +29,13 @@
  *  - updates are conditional on the ETag read, so a concurrent writer's
  *    change is never silently overwritten (S3DB_ERR_PRECONDITION).
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "db.h"
 #include "record.h"
+#include "s3db_plugin.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -342,8 +344,8 @@ s3db_code s3db_insert(s3db_resource *res, json_object *data, const s3db_ctx *ctx
 
 /* ---- get / exists ---------------------------------------------------------------- */
 
-s3db_code s3db_get(s3db_resource *res, const char *id, const s3db_ctx *ctx, json_object **out,
-                   s3db_error *err)
+static s3db_code get_uncached(s3db_resource *res, const char *id, const s3db_ctx *ctx,
+                              json_object **out, s3db_error *err)
 {
 	const schema *s;
 	double t0 = s3db_monotonic_ms();
@@ -361,7 +363,7 @@ s3db_code s3db_get(s3db_resource *res, const char *id, const s3db_ctx *ctx, json
 	return rc;
 }
 
-int s3db_exists(s3db_resource *res, const char *id, s3db_error *err)
+static int exists_uncached(s3db_resource *res, const char *id, s3db_error *err)
 {
 	const schema *s;
 	if (need_schema(res, &s, err) != S3DB_OK || s3db_id_check(id, err) != S3DB_OK)
@@ -665,7 +667,7 @@ static void bulk_insert_one(void *ud, size_t i)
 static void bulk_get_one(void *ud, size_t i)
 {
 	bulk_job *j = ud;
-	j->rcs[i] = s3db_get(j->res, j->ids[i], j->ctx, &j->outs[i], &j->errs[i]);
+	j->rcs[i] = get_uncached(j->res, j->ids[i], j->ctx, &j->outs[i], &j->errs[i]);
 }
 
 /* How bulk_run reports the items. */
@@ -739,8 +741,8 @@ s3db_code s3db_insert_many(s3db_resource *res, json_object *records, const s3db_
 	                BULK_RESULTS);
 }
 
-s3db_code s3db_get_many(s3db_resource *res, const char *const *ids, size_t n, const s3db_ctx *ctx,
-                        json_object **results, s3db_error *err)
+static s3db_code get_many_uncached(s3db_resource *res, const char *const *ids, size_t n,
+                                   const s3db_ctx *ctx, json_object **results, s3db_error *err)
 {
 	if (results)
 		*results = NULL;
@@ -884,8 +886,8 @@ static void window(strv *ids, const s3db_list_opts *opts)
 		ids->items[ids->count] = NULL;
 }
 
-s3db_code s3db_list_ids(s3db_resource *res, const s3db_list_opts *opts, char ***ids, size_t *count,
-                        s3db_error *err)
+static s3db_code list_ids_uncached(s3db_resource *res, const s3db_list_opts *opts, char ***ids,
+                                   size_t *count, s3db_error *err)
 {
 	const schema *s;
 	*ids = NULL;
@@ -902,8 +904,8 @@ s3db_code s3db_list_ids(s3db_resource *res, const s3db_list_opts *opts, char ***
 	return *ids ? S3DB_OK : s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
 }
 
-s3db_code s3db_count(s3db_resource *res, const s3db_list_opts *opts, size_t *count,
-                     const s3db_ctx *ctx, s3db_error *err)
+static s3db_code count_uncached(s3db_resource *res, const s3db_list_opts *opts, size_t *count,
+                                const s3db_ctx *ctx, s3db_error *err)
 {
 	const schema *s;
 	double t0 = s3db_monotonic_ms();
@@ -933,8 +935,8 @@ static s3db_code read_many(s3db_resource *res, strv *ids, const s3db_ctx *ctx, j
 	return bulk_run(&j, ids->count, bulk_get_one, out, err, BULK_RECORDS);
 }
 
-s3db_code s3db_list(s3db_resource *res, const s3db_list_opts *opts, const s3db_ctx *ctx,
-                    json_object **records, s3db_error *err)
+static s3db_code list_uncached(s3db_resource *res, const s3db_list_opts *opts, const s3db_ctx *ctx,
+                               json_object **records, s3db_error *err)
 {
 	const schema *s;
 	double t0 = s3db_monotonic_ms();
@@ -953,8 +955,9 @@ s3db_code s3db_list(s3db_resource *res, const s3db_list_opts *opts, const s3db_c
 	return rc;
 }
 
-s3db_code s3db_page(s3db_resource *res, size_t page, size_t page_size, const s3db_list_opts *opts,
-                    const s3db_ctx *ctx, json_object **out, s3db_error *err)
+static s3db_code page_uncached(s3db_resource *res, size_t page, size_t page_size,
+                               const s3db_list_opts *opts, const s3db_ctx *ctx, json_object **out,
+                               s3db_error *err)
 {
 	const schema *s;
 	*out = NULL;
@@ -999,8 +1002,9 @@ static int matches(json_object *record, json_object *filter)
 	return 1;
 }
 
-s3db_code s3db_query(s3db_resource *res, json_object *filter, const s3db_list_opts *opts,
-                     const s3db_ctx *ctx, json_object **records, s3db_error *err)
+static s3db_code query_uncached(s3db_resource *res, json_object *filter,
+                                const s3db_list_opts *opts, const s3db_ctx *ctx,
+                                json_object **records, s3db_error *err)
 {
 	*records = NULL;
 	if (filter && !json_object_is_type(filter, json_type_object))
@@ -1030,6 +1034,10 @@ s3db_code s3db_query(s3db_resource *res, json_object *filter, const s3db_list_op
 	*records = out;
 	return S3DB_OK;
 }
+
+/* Tells the read cache that the entry of (action, {id}) is stale
+ * (defined with the read cache wrappers below). */
+static void cache_forget(s3db_resource *res, const char *action, const char *id);
 
 /* ---- binary content -------------------------------------------------------------------------- */
 
@@ -1062,11 +1070,13 @@ s3db_code s3db_set_content(s3db_resource *res, const char *id, const void *data,
 		free(key);
 	}
 	store_object_free(&obj);
+	if (rc == S3DB_OK)
+		cache_forget(res, "content", id); /* no event reports setContent */
 	return rc;
 }
 
-s3db_code s3db_get_content(s3db_resource *res, const char *id, void **data, size_t *len,
-                           char **content_type, s3db_error *err)
+static s3db_code get_content_uncached(s3db_resource *res, const char *id, void **data,
+                                      size_t *len, char **content_type, s3db_error *err)
 {
 	const schema *s;
 	*data = NULL;
@@ -1200,4 +1210,437 @@ s3db_code resource_list_entries(s3db_resource *res, const s3db_list_opts *opts,
 s3db *resource_db(s3db_resource *res)
 {
 	return res->db;
+}
+
+/* ---- the read cache ----------------------------------------------------------------------------
+ *
+ * The cacheable reads of s3db.h ask the read cache a plugin installed
+ * (s3db_plugin.h; the CachePlugin) before they make a request, and give
+ * it what they read after a miss.  Requests are named and parametrised
+ * exactly as s3db.js 21.6.2's CachePlugin keys them (spec §6.2):
+ *   get / exists / content {id}; getMany {ids}; count, list, listIds
+ *   (no parameters); page {page, size}; query {filter, options}.
+ * A read restricted to a partition passes the partition and its values;
+ * one that names a partition without values (or with a null value), and
+ * count / list / listIds with a limit or an offset, are not cached: their
+ * §6.2 keys would equal those of different reads.  On a hit the read's
+ * events are still emitted (a before-listener may still refuse it) and
+ * no request is made.  Writes never read through the cache (they use
+ * read_record), nor do the per-record reads inside list, page and
+ * getMany (the whole result is cached instead).  Content is cached up to
+ * CACHE_CONTENT_MAX bytes, as s3db.js's {buffer, contentType}. */
+
+#define CACHE_CONTENT_MAX (256 * 1024)
+
+typedef struct cache_read {
+	const s3db_read_cache *cache;
+	void *ud;
+	s3db_cache_request rq;
+	json_object *params;       /* owned */
+} cache_read;
+
+/* 1 when a partition restriction can be keyed: values given, none null. */
+static int partition_keyable(const s3db_list_opts *opts)
+{
+	if (!opts || !opts->partition)
+		return 1;
+	json_object *v = opts->partition_values;
+	if (!v || !json_object_is_type(v, json_type_object) || json_object_object_length(v) == 0)
+		return 0;
+	json_object_object_foreach(v, k, val) {
+		(void)k;
+		if (!val)
+			return 0;
+	}
+	return 1;
+}
+
+/* Prepares a cacheable read (params is consumed).  0 when no cache is
+ * installed or the read cannot be keyed: then c holds nothing. */
+static int cache_begin(s3db_resource *res, cache_read *c, const char *action,
+                       json_object *params, const s3db_list_opts *opts)
+{
+	memset(c, 0, sizeof *c);
+	c->cache = db_read_cache(res->db, &c->ud);
+	if (!c->cache || !partition_keyable(opts)) {
+		json_object_put(params);
+		c->cache = NULL;
+		return 0;
+	}
+	c->params = params;
+	c->rq.resource = res->name;
+	c->rq.action = action;
+	c->rq.params = params;
+	if (opts && opts->partition) {
+		c->rq.partition = opts->partition;
+		c->rq.partition_values = opts->partition_values;
+	}
+	return 1;
+}
+
+/* 1 and *out (owned by the caller) on a hit; counts hits and misses. */
+static int cache_lookup(s3db_resource *res, cache_read *c, json_object **out)
+{
+	*out = NULL;
+	int hit = c->cache->lookup(c->ud, &c->rq, out) && *out;
+	if (!hit) {
+		json_object_put(*out);
+		*out = NULL;
+	}
+	atomic_fetch_add(hit ? &res->db->cache_hits : &res->db->cache_misses, 1);
+	return hit;
+}
+
+/* Gives result (borrowed; NULL: nothing to keep) to the cache and frees
+ * what cache_begin kept. */
+static void cache_end(cache_read *c, json_object *result)
+{
+	if (c->cache && result)
+		c->cache->store(c->ud, &c->rq, result);
+	json_object_put(c->params);
+	c->params = NULL;
+}
+
+static json_object *id_params(const char *id)
+{
+	json_object *p = json_object_new_object();
+	json_object_object_add(p, "id", json_object_new_string(id));
+	return p;
+}
+
+static void cache_forget(s3db_resource *res, const char *action, const char *id)
+{
+	cache_read c;
+	if (cache_begin(res, &c, action, id_params(id), NULL)) {
+		c.cache->store(c.ud, &c.rq, NULL);
+		cache_end(&c, NULL);
+	}
+}
+
+/* The events of a read answered from the cache: before (which may
+ * refuse it), then after with the cached result. */
+static s3db_code cached_events(s3db_resource *res, s3db_event_type before, const char *id,
+                               json_object *result, const s3db_ctx *ctx, s3db_error *err)
+{
+	double t0 = s3db_monotonic_ms();
+	s3db_code rc = emit_before(res, before, id, NULL, NULL, ctx, err);
+	event_emit(res->db, (s3db_event_type)(before + 1), res->name, id, NULL,
+	           rc == S3DB_OK ? result : NULL, ctx, rc, s3db_monotonic_ms() - t0);
+	return rc;
+}
+
+/* A read's arguments are checked before the cache is asked, so that a
+ * bad id fails the same way with and without a cache. */
+static s3db_code check_id_read(s3db_resource *res, const char *id, s3db_error *err)
+{
+	const schema *s;
+	s3db_code rc = need_schema(res, &s, err);
+	if (rc == S3DB_OK && (rc = s3db_id_check(id, err)) != S3DB_OK)
+		s3db_error_prefix(err, "%s", res->name);
+	return rc;
+}
+
+s3db_code s3db_get(s3db_resource *res, const char *id, const s3db_ctx *ctx, json_object **out,
+                   s3db_error *err)
+{
+	*out = NULL;
+	cache_read c;
+	if (check_id_read(res, id, err) != S3DB_OK ||
+	    !cache_begin(res, &c, "get", id_params(id), NULL))
+		return get_uncached(res, id, ctx, out, err);
+	json_object *hit;
+	s3db_code rc;
+	if (cache_lookup(res, &c, &hit)) {
+		rc = cached_events(res, S3DB_EV_BEFORE_GET, id, hit, ctx, err);
+		if (rc == S3DB_OK)
+			*out = hit;
+		else
+			json_object_put(hit);
+		cache_end(&c, NULL);
+		return rc;
+	}
+	rc = get_uncached(res, id, ctx, out, err);
+	cache_end(&c, rc == S3DB_OK ? *out : NULL);
+	return rc;
+}
+
+int s3db_exists(s3db_resource *res, const char *id, s3db_error *err)
+{
+	cache_read c;
+	if (check_id_read(res, id, err) != S3DB_OK ||
+	    !cache_begin(res, &c, "exists", id_params(id), NULL))
+		return exists_uncached(res, id, err);
+	json_object *hit;
+	if (cache_lookup(res, &c, &hit) && json_object_is_type(hit, json_type_boolean)) {
+		int yes = json_object_get_boolean(hit);
+		json_object_put(hit);
+		cache_end(&c, NULL);
+		return yes;
+	}
+	json_object_put(hit);
+	int r = exists_uncached(res, id, err);
+	json_object *v = r >= 0 ? json_object_new_boolean(r) : NULL;
+	cache_end(&c, v);
+	json_object_put(v);
+	return r;
+}
+
+s3db_code s3db_get_many(s3db_resource *res, const char *const *ids, size_t n, const s3db_ctx *ctx,
+                        json_object **results, s3db_error *err)
+{
+	if (results)
+		*results = NULL;
+	json_object *params = json_object_new_object(), *list = json_object_new_array();
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(list, json_object_new_string(ids[i] ? ids[i] : ""));
+	json_object_object_add(params, "ids", list);
+	cache_read c;
+	if (!results || !cache_begin(res, &c, "getMany", params, NULL)) {
+		if (!results)
+			json_object_put(params);
+		return get_many_uncached(res, ids, n, ctx, results, err);
+	}
+	json_object *hit;
+	if (cache_lookup(res, &c, &hit) && json_object_is_type(hit, json_type_array)) {
+		*results = hit;
+		cache_end(&c, NULL);
+		return S3DB_OK;
+	}
+	json_object_put(hit);
+	s3db_code rc = get_many_uncached(res, ids, n, ctx, results, err);
+	cache_end(&c, rc == S3DB_OK ? *results : NULL);
+	return rc;
+}
+
+/* count / list / listIds take no parameters in their keys: a window
+ * (limit, offset) makes a read uncacheable. */
+static int windowed(const s3db_list_opts *opts)
+{
+	return opts && (opts->limit || opts->offset);
+}
+
+s3db_code s3db_list_ids(s3db_resource *res, const s3db_list_opts *opts, char ***ids, size_t *count,
+                        s3db_error *err)
+{
+	*ids = NULL;
+	cache_read c;
+	if (windowed(opts) || !cache_begin(res, &c, "listIds", NULL, opts))
+		return list_ids_uncached(res, opts, ids, count, err);
+	json_object *hit;
+	if (cache_lookup(res, &c, &hit) && json_object_is_type(hit, json_type_array)) {
+		strv v;
+		strv_init(&v);
+		size_t n = json_object_array_length(hit);
+		int bad = 0;
+		for (size_t i = 0; i < n && !bad; i++)
+			bad = strv_push(&v, json_object_get_string(json_object_array_get_idx(hit, i)));
+		json_object_put(hit);
+		cache_end(&c, NULL);
+		if (bad || !(*ids = strv_steal(&v))) {
+			strv_free(&v);
+			return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+		}
+		if (count)
+			*count = n;
+		return S3DB_OK;
+	}
+	json_object_put(hit);
+	size_t n = 0;
+	s3db_code rc = list_ids_uncached(res, opts, ids, &n, err);
+	json_object *arr = NULL;
+	if (rc == S3DB_OK) {
+		arr = json_object_new_array_ext((int)n);
+		for (size_t i = 0; i < n; i++)
+			json_object_array_add(arr, json_object_new_string((*ids)[i]));
+		if (count)
+			*count = n;
+	}
+	cache_end(&c, arr);
+	json_object_put(arr);
+	return rc;
+}
+
+s3db_code s3db_count(s3db_resource *res, const s3db_list_opts *opts, size_t *count,
+                     const s3db_ctx *ctx, s3db_error *err)
+{
+	const schema *s;
+	*count = 0;
+	cache_read c;
+	if (need_schema(res, &s, err) != S3DB_OK || windowed(opts) ||
+	    !cache_begin(res, &c, "count", NULL, opts))
+		return count_uncached(res, opts, count, ctx, err);
+	json_object *hit;
+	s3db_code rc;
+	if (cache_lookup(res, &c, &hit) && json_object_is_type(hit, json_type_int) &&
+	    json_object_get_int64(hit) >= 0) {
+		rc = cached_events(res, S3DB_EV_BEFORE_COUNT, NULL, NULL, ctx, err);
+		if (rc == S3DB_OK)
+			*count = (size_t)json_object_get_int64(hit);
+		json_object_put(hit);
+		cache_end(&c, NULL);
+		return rc;
+	}
+	json_object_put(hit);
+	rc = count_uncached(res, opts, count, ctx, err);
+	json_object *v = rc == S3DB_OK ? json_object_new_int64((int64_t)*count) : NULL;
+	cache_end(&c, v);
+	json_object_put(v);
+	return rc;
+}
+
+s3db_code s3db_list(s3db_resource *res, const s3db_list_opts *opts, const s3db_ctx *ctx,
+                    json_object **records, s3db_error *err)
+{
+	const schema *s;
+	*records = NULL;
+	cache_read c;
+	if (need_schema(res, &s, err) != S3DB_OK || windowed(opts) ||
+	    !cache_begin(res, &c, "list", NULL, opts))
+		return list_uncached(res, opts, ctx, records, err);
+	json_object *hit;
+	s3db_code rc;
+	if (cache_lookup(res, &c, &hit) && json_object_is_type(hit, json_type_array)) {
+		rc = cached_events(res, S3DB_EV_BEFORE_LIST, NULL, hit, ctx, err);
+		if (rc == S3DB_OK)
+			*records = hit;
+		else
+			json_object_put(hit);
+		cache_end(&c, NULL);
+		return rc;
+	}
+	json_object_put(hit);
+	rc = list_uncached(res, opts, ctx, records, err);
+	cache_end(&c, rc == S3DB_OK ? *records : NULL);
+	return rc;
+}
+
+s3db_code s3db_page(s3db_resource *res, size_t page, size_t page_size, const s3db_list_opts *opts,
+                    const s3db_ctx *ctx, json_object **out, s3db_error *err)
+{
+	*out = NULL;
+	json_object *params = json_object_new_object();
+	json_object_object_add(params, "page", json_object_new_int64((int64_t)page));
+	json_object_object_add(params, "size", json_object_new_int64((int64_t)page_size));
+	cache_read c;
+	if (page_size == 0 || !cache_begin(res, &c, "page", params, opts)) {
+		if (page_size == 0)
+			json_object_put(params);
+		return page_uncached(res, page, page_size, opts, ctx, out, err);
+	}
+	json_object *hit;
+	if (cache_lookup(res, &c, &hit) && json_object_is_type(hit, json_type_object)) {
+		*out = hit;
+		cache_end(&c, NULL);
+		return S3DB_OK;
+	}
+	json_object_put(hit);
+	s3db_code rc = page_uncached(res, page, page_size, opts, ctx, out, err);
+	cache_end(&c, rc == S3DB_OK ? *out : NULL);
+	return rc;
+}
+
+s3db_code s3db_query(s3db_resource *res, json_object *filter, const s3db_list_opts *opts,
+                     const s3db_ctx *ctx, json_object **records, s3db_error *err)
+{
+	*records = NULL;
+	if (filter && !json_object_is_type(filter, json_type_object))
+		return query_uncached(res, filter, opts, ctx, records, err);
+	json_object *params = json_object_new_object(), *options = json_object_new_object();
+	json_object *f = NULL;
+	if (filter && json_object_deep_copy(filter, &f, NULL) != 0)
+		f = NULL;
+	json_object_object_add(params, "filter", f ? f : json_object_new_object());
+	if (opts && opts->limit)
+		json_object_object_add(options, "limit", json_object_new_int64((int64_t)opts->limit));
+	if (opts && opts->offset)
+		json_object_object_add(options, "offset", json_object_new_int64((int64_t)opts->offset));
+	json_object_object_add(params, "options", options);
+	cache_read c;
+	if (!cache_begin(res, &c, "query", params, opts))
+		return query_uncached(res, filter, opts, ctx, records, err);
+	json_object *hit;
+	if (cache_lookup(res, &c, &hit) && json_object_is_type(hit, json_type_array)) {
+		*records = hit;
+		cache_end(&c, NULL);
+		return S3DB_OK;
+	}
+	json_object_put(hit);
+	s3db_code rc = query_uncached(res, filter, opts, ctx, records, err);
+	cache_end(&c, rc == S3DB_OK ? *records : NULL);
+	return rc;
+}
+
+/* {"buffer":{"type":"Buffer","data":[bytes]},"contentType":..} — what
+ * JSON.stringify makes of s3db.js's content() result. */
+static json_object *content_to_json(const void *data, size_t len, const char *content_type)
+{
+	json_object *bytes = json_object_new_array_ext((int)len), *buf = json_object_new_object();
+	for (size_t i = 0; i < len; i++)
+		json_object_array_add(bytes, json_object_new_int(((const unsigned char *)data)[i]));
+	json_object_object_add(buf, "type", json_object_new_string("Buffer"));
+	json_object_object_add(buf, "data", bytes);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "buffer", buf);
+	json_object_object_add(o, "contentType",
+	                       content_type ? json_object_new_string(content_type) : NULL);
+	return o;
+}
+
+/* The bytes of content_to_json's form; 0, or -1 when v is not that form. */
+static int content_from_json(json_object *v, void **data, size_t *len, char **content_type)
+{
+	json_object *buf = NULL, *bytes = NULL;
+	if (!v || !json_object_object_get_ex(v, "buffer", &buf) ||
+	    !json_object_object_get_ex(buf, "data", &bytes) ||
+	    !json_object_is_type(bytes, json_type_array))
+		return -1;
+	size_t n = json_object_array_length(bytes);
+	unsigned char *out = malloc(n + 1);
+	if (!out)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int64_t b = json_object_get_int64(json_object_array_get_idx(bytes, i));
+		if (b < 0 || b > 255) {
+			free(out);
+			return -1;
+		}
+		out[i] = (unsigned char)b;
+	}
+	out[n] = '\0';
+	*data = out;
+	*len = n;
+	if (content_type)
+		*content_type = s3db_strdup(s3db_json_get_string(v, "contentType"));
+	return 0;
+}
+
+s3db_code s3db_get_content(s3db_resource *res, const char *id, void **data, size_t *len,
+                           char **content_type, s3db_error *err)
+{
+	*data = NULL;
+	*len = 0;
+	if (content_type)
+		*content_type = NULL;
+	cache_read c;
+	if (check_id_read(res, id, err) != S3DB_OK ||
+	    !cache_begin(res, &c, "content", id_params(id), NULL))
+		return get_content_uncached(res, id, data, len, content_type, err);
+	json_object *hit;
+	if (cache_lookup(res, &c, &hit) && content_from_json(hit, data, len, content_type) == 0) {
+		json_object_put(hit);
+		cache_end(&c, NULL);
+		return S3DB_OK;
+	}
+	json_object_put(hit);
+	char *ctype = NULL;
+	s3db_code rc = get_content_uncached(res, id, data, len, &ctype, err);
+	json_object *v = rc == S3DB_OK && *len <= CACHE_CONTENT_MAX
+	                 ? content_to_json(*data, *len, ctype) : NULL;
+	cache_end(&c, v);
+	json_object_put(v);
+	if (content_type)
+		*content_type = ctype;
+	else
+		free(ctype);
+	return rc;
 }
