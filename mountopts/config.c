@@ -61,7 +61,10 @@ typedef enum popt_type {
 	PO_REPLICATORS,  /* ReplicatorPlugin.replicators entries         */
 	PO_CONSUMERS,    /* QueueConsumerPlugin.consumers entries        */
 	PO_FUNCTION,     /* a JavaScript function: impossible in JSON    */
-	PO_INSTANCE      /* a JavaScript object instance: likewise       */
+	PO_INSTANCE,     /* a JavaScript object instance: likewise       */
+	PO_DRIVER        /* CachePlugin's driver: null, one of `choices`
+	                    as a string ('s3' in s3db.js 21.x), or an
+	                    object the plugin checks ({type, ...})       */
 } popt_type;
 
 typedef struct popt {
@@ -83,13 +86,28 @@ typedef struct popt {
 #define END { NULL, PO_NUMBER, 0, 0, NULL, NULL }
 
 static const popt cache_memory[] = { NUM("maxSize"), NUM("ttl"), NUM("checkPeriod"), END };
-static const popt cache_s3[] = { STR("bucket"), STR("prefix"), OF("client", PO_INSTANCE), END };
+/* s3Options: the guide's bucket, prefix, client, then s3dbfs's own
+ * (documented in s3dbfs(8)): compression, encryption, its own location */
+static const popt cache_s3[] = {
+	STR("bucket"), STR("prefix"), OF("client", PO_INSTANCE), BOOL("compression"),
+	BOOL("encryption"), STR("encryptionKey"), STR("connectionString"), STR("accessKeyId"),
+	STR("secretAccessKey"), END,
+};
 static const popt cache_opts[] = {
 	ENUM("driverType", "memory|s3"), NUM("ttl"), NUM("maxSize"), BOOL("includePartitions"),
-	OF("driver", PO_INSTANCE), OBJ("memoryOptions", cache_memory), OBJ("s3Options", cache_s3),
-	END,
+	{ "driver", PO_DRIVER, 0, 0, "memory|s3", NULL }, NUM("checkPeriod"),
+	OBJ("memoryOptions", cache_memory), OBJ("s3Options", cache_s3), END,
 };
-static const popt costs_opts[] = { END };
+/* the guide's structure's prices, as an option (s3dbfs) */
+static const popt costs_prices[] = {
+	NUM("put"), NUM("copy"), NUM("list"), NUM("post"), NUM("get"), NUM("head"), NUM("delete"),
+	NUM("select"), END,
+};
+static const popt costs_opts[] = { OBJ("prices", costs_prices), END };
+static const popt metrics_alerts[] = {
+	NUMR("errorRate", 0, 1), NUM("avgResponseTime"), NUMR("memoryUsage", 0, 1), END,
+};
+static const popt metrics_names[] = { STR("metrics"), STR("errors"), STR("performance"), END };
 static const popt audit_opts[] = {
 	BOOL("enabled"), BOOL("includeData"), BOOL("includePartitions"), NUM("maxDataSize"),
 	STRS("trackOperations"), STRS("excludeResources"), OF("userId", PO_FUNCTION),
@@ -103,7 +121,8 @@ static const popt fulltext_opts[] = {
 static const popt metrics_opts[] = {
 	BOOL("enabled"), BOOL("collectPerformance"), BOOL("collectErrors"), BOOL("collectUsage"),
 	NUM("retentionDays"), NUM("flushInterval"), NUMR("sampleRate", 0, 1),
-	BOOL("trackSlowQueries"), NUM("slowQueryThreshold"), NUM("batchSize"), END,
+	BOOL("trackSlowQueries"), NUM("slowQueryThreshold"), NUM("batchSize"),
+	OBJ("alertThresholds", metrics_alerts), OBJ("resourceNames", metrics_names), END,
 };
 static const popt replicator_opts[] = {
 	BOOL("enabled"), OF("replicators", PO_REPLICATORS), BOOL("persistReplicatorLog"),
@@ -179,6 +198,21 @@ static int choice_ok(const char *choices, const char *s)
 		p += l + (p[l] == '|');
 	}
 	return 0;
+}
+
+/* S3DB_OK when the string v is one of choices ("a|b|c"), else an error
+ * naming them ("<where>: must be one of a,b,c"). */
+static s3db_code check_choice(json_object *v, const char *choices, const char *where,
+                              s3db_error *err)
+{
+	if (choice_ok(choices, json_object_get_string(v)))
+		return S3DB_OK;
+	char list[64];
+	snprintf(list, sizeof list, "%s", choices);
+	for (char *c = list; *c; c++)
+		if (*c == '|')
+			*c = ',';
+	return s3db_error_set(err, S3DB_ERR_INVALID_ARG, "%s: must be one of %s", where, list);
 }
 
 static s3db_code check_options(json_object *obj, const popt *table, const char *plugin,
@@ -261,16 +295,7 @@ static s3db_code check_value(json_object *v, const popt *p, const char *plugin, 
 	case PO_STRING:
 		if (t != json_type_string)
 			return s3db_error_set(err, S3DB_ERR_INVALID_ARG, "%s: must be a string", where);
-		if (p->choices && !choice_ok(p->choices, json_object_get_string(v))) {
-			char list[64];
-			snprintf(list, sizeof list, "%s", p->choices);
-			for (char *c = list; *c; c++)
-				if (*c == '|')
-					*c = ',';
-			return s3db_error_set(err, S3DB_ERR_INVALID_ARG, "%s: must be one of %s", where,
-			                      list);
-		}
-		return S3DB_OK;
+		return p->choices ? check_choice(v, p->choices, where, err) : S3DB_OK;
 	case PO_STRINGS:
 		if (t != json_type_array)
 			return s3db_error_set(err, S3DB_ERR_INVALID_ARG,
@@ -304,6 +329,13 @@ static s3db_code check_value(json_object *v, const popt *p, const char *plugin, 
 		return s3db_error_set(err, S3DB_ERR_INVALID_ARG,
 		                      "%s: is a JavaScript function in s3db.js and cannot be "
 		                      "given in a configuration file", where);
+	case PO_DRIVER:
+		if (t == json_type_string)
+			return check_choice(v, p->choices, where, err);
+		if (t == json_type_object || t == json_type_null)
+			return S3DB_OK;
+		return s3db_error_set(err, S3DB_ERR_INVALID_ARG,
+		                      "%s: must be \"memory\", \"s3\" or an object", where);
 	case PO_INSTANCE:
 		if (t == json_type_null)
 			return S3DB_OK;

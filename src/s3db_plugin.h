@@ -139,7 +139,9 @@ typedef struct s3db_cache_request {
 typedef struct s3db_read_cache {
 	/* 1 and *result (owned by the caller) on a hit; 0 on a miss. */
 	int (*lookup)(void *ud, const s3db_cache_request *rq, json_object **result);
-	/* Keeps result (borrowed: copy or json_object_get it). */
+	/* Keeps result (borrowed: copy or json_object_get it).  result NULL
+	 * means forget the entry: the library says so after a write that
+	 * raises no event (s3db_set_content), so that the next read misses. */
 	void (*store)(void *ud, const s3db_cache_request *rq, json_object *result);
 } s3db_read_cache;
 

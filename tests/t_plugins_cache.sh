@@ -50,7 +50,7 @@ setup()
 	DAEMON_C="http://$hostport/$S3DB_TEST_S3_BUCKET/$PREFIX"
 	(umask 077 && printf '%s:%s\n' "$S3DB_TEST_ACCESS_KEY" "$S3DB_TEST_SECRET_KEY" >"$WORK/passwd")
 	DAEMON_OPTS="log_level=info,passwd_file=$WORK/passwd,config=$WORK/cache.json"
-	jq -n '{plugins: [{name: "CachePlugin", options: {driverType: "s3", ttl: 600000}}]}' \
+	jq -n '{plugins: [{name: "CachePlugin", options: {driver: "s3", ttl: 600000}}]}' \
 	    >"$WORK/cache.json"
 	CACHE="$PREFIX/plugin=cache/cache"
 }
