@@ -13,8 +13,17 @@
  *  - atomic O_TRUNC (open carries O_TRUNC; no separate setattr), parallel
  *    directory operations, readdirplus (a listing brings attributes, so
  *    `ls -l` costs no getattr per entry when the vfs knows them);
- *  - hard_remove: unlink() goes to the vfs at once instead of libfuse's
- *    ".fuse_hidden" rename, which would turn a record into a scratch file;
+ *  - unlinked open files: libfuse keeps a file that is unlinked while
+ *    open reachable by renaming it to ".fuse_hidden<n>" and unlinks that
+ *    name at the last close; the high-level API cannot answer fstat()
+ *    on such a file any other way (with hard_remove its node loses its
+ *    path and getattr fails with ESTALE).  fs_rename turns that rename
+ *    into vfs_hide (the vfs knows what unlinking a record while it is
+ *    open means); libfuse hides an open rename target the same way just
+ *    before renaming onto it, so when that rename fails, the hide is
+ *    undone (vfs_unhide) and the target is not lost.  A per-thread note
+ *    of the last hide pairs the two: libfuse makes both calls in a row on
+ *    one thread, and every other callback clears the note;
  *  - no_rofd_flush: closing a read-only descriptor sends no FLUSH;
  *  - per open file: keep_cache as the vfs says; direct_io when the vfs
  *    says the content is made at open (/.status, /.errors, plugins'
@@ -22,13 +31,14 @@
  *
  * nullpath_ok stays 0: vfs_getattr and vfs_truncate need the path when
  * FUSE hands us an open file (fstat, ftruncate), and libfuse tracks it
- * across renames for us; the path of an unlinked open file is NULL and
- * only the handle is used then.
+ * across renames for us (hidden names included); when a path is missing
+ * all the same, getattr answers from the handle (vfs_fgetattr).
  *
  * The process name comes from /proc/<pid>/comm; a per-thread one-entry
  * cache (pid + 1 s) keeps `cat *` from reading it once per request.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +60,39 @@ typedef struct comm_cache {
 } comm_cache;
 
 static __thread comm_cache thread_comm;
+
+/* The last vfs_hide made on this thread (see the design note); fixed
+ * buffers, so that a worker thread ending holds no memory. */
+typedef struct hide_note {
+	int set;
+	char path[PATH_MAX];     /* the name hidden                         */
+	char hidden[PATH_MAX];   /* where it went                           */
+} hide_note;
+
+static __thread hide_note thread_hide;
+
+static void hide_note_clear(hide_note *h)
+{
+	h->set = 0;
+}
+
+/* Notes a hide; a path too long to note is not paired (no undo). */
+static void hide_note_set(hide_note *h, const char *path, const char *hidden)
+{
+	h->set = strlen(path) < sizeof h->path && strlen(hidden) < sizeof h->hidden;
+	if (h->set) {
+		strcpy(h->path, path);
+		strcpy(h->hidden, hidden);
+	}
+}
+
+/* 1 when path's last component is a name libfuse hides open files
+ * under. */
+static int is_hidden_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return !strncmp(slash ? slash + 1 : path, ".fuse_hidden", 12);
+}
 
 /* The name of process pid (borrowed from a per-thread buffer, valid until
  * the next call in this thread); "" when unknown. */
@@ -78,9 +121,11 @@ static const char *process_name(pid_t pid)
 	return c->name;
 }
 
-/* Fills ctx from the current FUSE request and returns the vfs. */
+/* Fills ctx from the current FUSE request and returns the vfs.  Ends
+ * the pairing of a hide with the rename that may follow it. */
 static vfs *request(s3db_ctx *ctx)
 {
+	hide_note_clear(&thread_hide);
 	struct fuse_context *fc = fuse_get_context();
 	ctx->uid = fc->uid;
 	ctx->gid = fc->gid;
@@ -92,6 +137,7 @@ static vfs *request(s3db_ctx *ctx)
 
 static vfs *the_vfs(void)
 {
+	hide_note_clear(&thread_hide);
 	return ((fs_fuse *)fuse_get_context()->private_data)->vfs;
 }
 
@@ -120,7 +166,7 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->use_ino = 0;
 	cfg->readdir_ino = 0;
 	cfg->nullpath_ok = 0;
-	cfg->hard_remove = 1;
+	cfg->hard_remove = 0; /* unlinked open files: see the design note */
 	cfg->no_rofd_flush = 1;
 	/* the vfs owns uid/gid/umask and caching decisions */
 	cfg->set_uid = cfg->set_gid = cfg->set_mode = 0;
@@ -156,10 +202,20 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 {
 	s3db_ctx ctx;
 	vfs *v = request(&ctx);
-	if (!path)
-		return -ENOENT; /* an open file that was unlinked */
 	memset(st, 0, sizeof *st);
-	return vfs_getattr(v, path, st, &ctx);
+	if (!path)
+		return fi ? vfs_fgetattr(v, fi->fh, st) : -ENOENT;
+	int rc = vfs_getattr(v, path, st, &ctx);
+	if (rc == -ENOENT && fi)
+		rc = vfs_fgetattr(v, fi->fh, st);
+	return rc;
+}
+
+static int fs_readlink(const char *path, char *buf, size_t size)
+{
+	s3db_ctx ctx;
+	vfs *v = request(&ctx);
+	return vfs_readlink(v, path, buf, size, &ctx);
 }
 
 typedef struct fill_ctx {
@@ -284,9 +340,28 @@ static int fs_unlink(const char *path)
 
 static int fs_rename(const char *from, const char *to, unsigned int flags)
 {
+	/* whether the previous callback of this thread was a hide of `to` */
+	int after_hide = thread_hide.set && !strcmp(thread_hide.path, to);
+	char hidden[PATH_MAX];
+	if (after_hide)
+		strcpy(hidden, thread_hide.hidden);
 	s3db_ctx ctx;
 	vfs *v = request(&ctx);
-	return traced("rename", from, to, vfs_rename(v, from, to, flags, &ctx), &ctx);
+	int rc;
+	if (flags == 0 && is_hidden_name(to)) {
+		/* libfuse keeping an unlinked (or replaced) open file */
+		rc = vfs_hide(v, from, to, &ctx);
+		if (rc == 0)
+			hide_note_set(&thread_hide, from, to);
+		return traced("hide", from, to, rc, &ctx);
+	}
+	rc = vfs_rename(v, from, to, flags, &ctx);
+	if (rc < 0 && after_hide) {
+		/* the rename libfuse hid the open target for failed: put the
+		 * target back rather than lose it at the last close */
+		traced("unhide", hidden, to, vfs_unhide(v, hidden, to), &ctx);
+	}
+	return traced("rename", from, to, rc, &ctx);
 }
 
 static int fs_mkdir(const char *path, mode_t mode)
@@ -354,6 +429,7 @@ static const struct fuse_operations fs_ops = {
 	.init = fs_init,
 	.destroy = fs_destroy,
 	.getattr = fs_getattr,
+	.readlink = fs_readlink,
 	.readdir = fs_readdir,
 	.statfs = fs_statfs,
 	.getxattr = fs_getxattr,

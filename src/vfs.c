@@ -135,6 +135,8 @@ typedef struct vnode {
 	uint64_t aseq;           /* wseq at the last commit attempt         */
 	int last_rc;             /* that attempt's result                   */
 	char *origin;            /* scratch: "res/id" it holds, tombstoned  */
+	int unlisted;            /* scratch: an unlinked open file's hidden
+	                            name (vfs_hide): never listed           */
 	char *copy_of;           /* scratch: "res/id" it was renamed from    */
 	uint64_t copy_epoch;     /* cache epoch at that rename               */
 	struct timespec atime, mtime;
@@ -175,6 +177,9 @@ struct vfs {
 	uint64_t next_fh;
 	vmap tombs;              /* "res/id" -> scratch path (char *)        */
 	vmap renders;            /* path -> vrender (getattr -> open)       */
+	pthread_mutex_t dir_lock; /* guards dir_times only (a leaf lock)   */
+	vmap dir_times;          /* dir path -> int64_t ms (malloc'd): the
+	                            latest change made or seen in it        */
 	vchange changes[VFS_CHANGES_KEPT];
 	size_t nchanges;         /* total ever recorded                     */
 	uint64_t hits, misses, revalidations;
@@ -1238,6 +1243,68 @@ static void stat_rec(vfs *v, struct stat *st, const char *path, const vcache_rec
 	stat_file(v, st, path, content ? e->meta.size : (int64_t)e->len, e->mtime_ms, writable);
 }
 
+/* Attributes of a symbolic link to target (a partition entry); lock
+ * held or not. */
+static void stat_link(vfs *v, struct stat *st, const char *path, const char *target,
+                      int64_t mtime_ms)
+{
+	stat_common(v, st, path);
+	st->st_mode = S_IFLNK | 0777;
+	st->st_nlink = 1;
+	st->st_size = (off_t)strlen(target);
+	st->st_atim = st->st_mtim = st->st_ctim = ts_of_ms(mtime_ms);
+}
+
+/* ---- directory times ------------------------------------------------------------------- */
+
+/* A directory's mtime and ctime are the latest of: the mount's start,
+ * the last change this mount made in it (an entry created, removed or
+ * renamed), and, for a resource, the newest LastModified seen when it
+ * was listed.  The root takes each of its resources' times too.  Kept
+ * under dir_lock, a leaf lock taken with or without v->lock. */
+
+/* Notes time ms for directory dir (and the root) when it is later than
+ * what they have. */
+static void dir_touch(vfs *v, const char *dir, int64_t ms)
+{
+	const char *dirs[2] = { dir, "/" };
+	pthread_mutex_lock(&v->dir_lock);
+	for (int i = 0; i < (strcmp(dir, "/") ? 2 : 1); i++) {
+		int64_t *t = vmap_get(&v->dir_times, dirs[i]);
+		if (t) {
+			if (*t < ms)
+				*t = ms;
+		} else if ((t = malloc(sizeof *t)) != NULL) {
+			*t = ms;
+			if (vmap_put(&v->dir_times, dirs[i], t, NULL))
+				free(t);
+		}
+	}
+	pthread_mutex_unlock(&v->dir_lock);
+}
+
+/* dir_touch(now) for the directory holding path. */
+static void dir_changed(vfs *v, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return;
+	char *dir = slash == path ? strdup("/") : s3db_strndup(path, (size_t)(slash - path));
+	if (dir)
+		dir_touch(v, dir, s3db_now_ms());
+	free(dir);
+}
+
+/* Sets a directory's mtime and ctime from what dir_touch noted. */
+static void stat_dir_times(vfs *v, struct stat *st, const char *dir)
+{
+	pthread_mutex_lock(&v->dir_lock);
+	int64_t *t = vmap_get(&v->dir_times, dir);
+	if (t && *t > v->start_wall_ms)
+		st->st_mtim = st->st_ctim = ts_of_ms(*t);
+	pthread_mutex_unlock(&v->dir_lock);
+}
+
 /* ---- rendered files -------------------------------------------------------------------- */
 
 /* The definition of a resource as .schema.json shows it (malloc'd). */
@@ -1807,8 +1874,30 @@ static int getattr_data(vfs *v, const vpath *p, struct stat *st, const s3db_ctx 
 	return -EIO; /* evicted three times over: a cache far too small */
 }
 
-/* Checks that a partition view lists p->id (0) and that the record is
- * cached (then stat'ed read-only when st is not NULL). */
+/* The target of a partition entry's symbolic link: the record, relative
+ * to the link's directory (/<res>/.partitions/<p>/<f>=<v>[/...]), e.g.
+ * "../../../<id>.json" (malloc'd; NULL when out of memory). */
+static char *part_link_target(const char *id, size_t nsegs)
+{
+	sbuf b;
+	sbuf_init(&b);
+	for (size_t i = 0; i < nsegs + 2; i++)
+		sbuf_puts(&b, "../");
+	sbuf_printf(&b, "%s.json", id);
+	return sbuf_steal(&b);
+}
+
+/* The mtime of a partition entry: its record's, when cached; lock held. */
+static int64_t part_link_mtime(vfs *v, const char *key)
+{
+	vcache_rec *e = key ? vmap_get(&v->cache.recs, key) : NULL;
+	return e ? e->mtime_ms : v->start_wall_ms;
+}
+
+/* Checks that a partition view lists p->id (0, else -ENOENT) and, when
+ * st is not NULL, stats the entry as the symbolic link it is (to the
+ * record, see part_link_target).  Costs the partition's listing only
+ * (cached for dir_ttl), never the record. */
 static int getattr_part_record(vfs *v, const vpath *p, struct stat *st, const s3db_ctx *ctx)
 {
 	vpath dirp = *p;
@@ -1823,15 +1912,39 @@ static int getattr_part_record(vfs *v, const vpath *p, struct stat *st, const s3
 	strv_free(&names);
 	if (!listed)
 		return -ENOENT;
-	rc = ensure_record(v, p->res, p->id, WANT_ATTR, ctx);
-	if (rc)
-		return rc;
+	if (!st)
+		return 0;
+	char *target = part_link_target(p->id, p->segs.count);
+	if (!target)
+		return -ENOMEM;
 	pthread_mutex_lock(&v->lock);
-	vcache_rec *e = vcache_get(&v->cache, p->key);
-	if (e && st)
-		stat_rec(v, st, p->path, e, 0, 0);
+	stat_link(v, st, p->path, target, part_link_mtime(v, p->key));
 	pthread_mutex_unlock(&v->lock);
-	return e ? 0 : -EIO;
+	free(target);
+	return 0;
+}
+
+int vfs_readlink(vfs *v, const char *path, char *buf, size_t size, const s3db_ctx *ctx)
+{
+	if (size == 0)
+		return -EINVAL;
+	vpath p;
+	int rc = parse_path(v, path, &p);
+	if (!rc && p.kind != PK_PART_RECORD)
+		rc = p.kind == PK_FREE || p.kind == PK_BADNAME || p.kind == PK_PART_OTHER ? -ENOENT
+		                                                                       : -EINVAL;
+	if (!rc)
+		rc = getattr_part_record(v, &p, NULL, ctx);
+	if (!rc) {
+		char *target = part_link_target(p.id, p.segs.count);
+		if (target)
+			snprintf(buf, size, "%s", target);
+		else
+			rc = -ENOMEM;
+		free(target);
+	}
+	vpath_free(&p);
+	return rc;
 }
 
 int vfs_getattr(vfs *v, const char *path, struct stat *st, const s3db_ctx *ctx)
@@ -1848,6 +1961,7 @@ int vfs_getattr(vfs *v, const char *path, struct stat *st, const s3db_ctx *ctx)
 	case PK_ROOT:
 	case PK_RES:
 		stat_dir(v, st, p.path, 1);
+		stat_dir_times(v, st, p.path);
 		break;
 	case PK_PARTS:
 		if (has_partitions(p.res))
@@ -1958,7 +2072,7 @@ static int add_dir_node(void *ud, const char *key, void *value)
 {
 	dir_nodes *w = ud;
 	vnode *n = value;
-	if (strcmp(n->dir, w->dir) != 0 || !node_shadows(n))
+	if (strcmp(n->dir, w->dir) != 0 || !node_shadows(n) || n->unlisted)
 		return 0;
 	struct stat st;
 	stat_node(w->v, &st, n);
@@ -1993,12 +2107,14 @@ static int readdir_root(vfs *v, const vpath *p, dents *out)
 		return errno_of(v, c);
 	struct stat st;
 	stat_dir(v, &st, "/", 1);
+	stat_dir_times(v, &st, "/");
 	dents_add(out, ".", &st);
 	dents_add(out, "..", NULL);
 	for (size_t i = 0; names[i]; i++) {
 		char *path = s3db_asprintf("/%s", names[i]);
 		if (path) {
 			stat_dir(v, &st, path, 1);
+			stat_dir_times(v, &st, path);
 			dents_add(out, names[i], &st);
 		}
 		free(path);
@@ -2024,9 +2140,12 @@ static int readdir_resource(vfs *v, const vpath *p, dents *out, const s3db_ctx *
 	char *schema_text = render_schema(p->res, &slen);
 	free(schema_text);
 	struct stat st;
-	stat_dir(v, &st, p->path, 1);
-	dents_add(out, ".", &st);
+	struct stat dot;
+	stat_dir(v, &dot, p->path, 1);
+	size_t dot_at = out->n;
+	dents_add(out, ".", &dot);
 	dents_add(out, "..", NULL);
+	int64_t newest = 0;      /* the newest LastModified listed */
 	char *spath = s3db_asprintf("%s/.schema.json", p->path);
 	const schema *s = db_current_schema(p->res);
 	pthread_mutex_lock(&v->lock);
@@ -2056,6 +2175,8 @@ static int readdir_resource(vfs *v, const vpath *p, dents *out, const s3db_ctx *
 		vcache_rec *e = vmap_get(&v->cache.recs, key);
 		if (e && e->schema != (const void *)s)
 			e = NULL;
+		if (e && e->meta.last_modified_ms > newest)
+			newest = e->meta.last_modified_ms;
 		if (!node_shadows(rn)) {
 			if (e)
 				stat_rec(v, &st, path.data, e, 0, 1);
@@ -2077,6 +2198,11 @@ static int readdir_resource(vfs *v, const vpath *p, dents *out, const s3db_ctx *
 	vmap_each(&v->nodes, add_dir_node, &w);
 	add_dir_virtuals(v, p->path, out);
 	pthread_mutex_unlock(&v->lock);
+	if (newest)
+		dir_touch(v, p->path, newest);
+	stat_dir_times(v, &dot, p->path);
+	if (dot_at < out->n && !strcmp(out->items[dot_at].name, "."))
+		out->items[dot_at].st = dot;
 	return 0;
 }
 
@@ -2114,11 +2240,12 @@ static int readdir_parts(vfs *v, const vpath *p, dents *out, const s3db_ctx *ctx
 		}
 		sbuf_printf(&path, "%s/%s.json", p->path, names.items[i]);
 		char *key = vcache_key(p->resname, names.items[i]);
-		vcache_rec *e = key ? vmap_get(&v->cache.recs, key) : NULL;
-		if (e)
-			stat_rec(v, &st, path.data, e, 0, 0);
-		if (path.data)
-			dents_add(out, path.data + strlen(p->path) + 1, e ? &st : NULL);
+		char *target = part_link_target(names.items[i], p->segs.count);
+		if (target && path.data) {
+			stat_link(v, &st, path.data, target, part_link_mtime(v, key));
+			dents_add(out, path.data + strlen(p->path) + 1, &st);
+		}
+		free(target);
 		free(key);
 	}
 	pthread_mutex_unlock(&v->lock);
@@ -2901,21 +3028,11 @@ static int open_common(vfs *v, const char *path, int flags, uint64_t *fh, int *k
 		}
 		break;
 	case PK_PART_RECORD:
-		if (wr) {
-			rc = -EROFS;
-			break;
-		}
-		rc = getattr_part_record(v, &p, NULL, ctx);
-		if (!rc) {
-			pthread_mutex_lock(&v->lock);
-			vcache_rec *e = vcache_get(&v->cache, p.key);
-			if (e) {
-				text = s3db_strndup(e->text, e->len);
-				len = e->len;
-			}
-			pthread_mutex_unlock(&v->lock);
-			rc = text ? open_snapshot(v, &p, NK_SNAPSHOT, text, len, flags, fh) : -EIO;
-		}
+		/* a symbolic link: the kernel follows it to the record before
+		 * opening; a link itself is opened only with O_NOFOLLOW */
+		rc = (flags & O_CREAT) ? -EROFS : getattr_part_record(v, &p, NULL, ctx);
+		if (!rc)
+			rc = -ELOOP;
 		break;
 	case PK_PART_OTHER:
 		rc = flags & O_CREAT ? -EROFS : -ENOENT;
@@ -2962,10 +3079,38 @@ int vfs_create(vfs *v, const char *path, mode_t mode, int flags, uint64_t *fh,
                const s3db_ctx *ctx)
 {
 	(void)mode;
-	return open_common(v, path, flags | O_CREAT, fh, NULL, ctx);
+	int rc = open_common(v, path, flags | O_CREAT, fh, NULL, ctx);
+	if (!rc)
+		dir_changed(v, path);
+	return rc;
 }
 
 /* ---- read, write, flush, release -------------------------------------------------------------- */
+
+/* The largest a node's file may grow: records, contents and schemas are
+ * bounded by max_file_size; scratch files (editors' swap and backup
+ * files, sed's temporary file...) only by their storage: the scratch
+ * directory's file system (which answers EFBIG or ENOSPC itself), or,
+ * without one, the machine's memory (EFBIG past its size, ENOSPC when
+ * an allocation fails). */
+static size_t node_size_cap(const vfs *v, const vnode *n)
+{
+	if (n->kind != NK_SCRATCH)
+		return v->o.max_file_size;
+	if (n->buf.fd >= 0)
+		return SIZE_MAX / 2;
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || page <= 0)
+		return SIZE_MAX / 2;
+	return (size_t)pages * (size_t)page;
+}
+
+/* A scratch file kept in memory that cannot grow reports a full file
+ * system, as a disk would. */
+static int scratch_errno(const vnode *n, int rc)
+{
+	return rc == -ENOMEM && n->kind == NK_SCRATCH ? -ENOSPC : rc;
+}
 
 int vfs_read(vfs *v, uint64_t fh, char *buf, size_t size, off_t off)
 {
@@ -2990,11 +3135,11 @@ int vfs_write(vfs *v, uint64_t fh, const char *buf, size_t size, off_t off)
 		vnode *n = h->node;
 		if (h->flags & O_APPEND)
 			off = (off_t)n->buf.len;
-		r = vbuf_write(&n->buf, buf, size, off, v->o.max_file_size);
+		r = scratch_errno(n, (int)vbuf_write(&n->buf, buf, size, off, node_size_cap(v, n)));
 		if (r >= 0) {
 			n->wseq++;
 			n->mtime = ts_now();
-		} else if (r == -EFBIG) {
+		} else if (r == -EFBIG && n->kind != NK_SCRATCH) {
 			path = strdup(n->path);
 		}
 	}
@@ -3068,7 +3213,8 @@ int vfs_truncate(vfs *v, const char *path, off_t size, uint64_t fh, const s3db_c
 			rc = -EINVAL;
 		else if ((size_t)size == h->node->buf.len && !(size == 0 && !h->node->created))
 			rc = 0;
-		else if (!(rc = vbuf_truncate(&h->node->buf, (size_t)size, v->o.max_file_size))) {
+		else if (!(rc = scratch_errno(h->node, vbuf_truncate(&h->node->buf, (size_t)size,
+		                                                   node_size_cap(v, h->node))))) {
 			h->node->wseq++;
 			h->node->mtime = ts_now();
 		}
@@ -3318,6 +3464,8 @@ int vfs_unlink(vfs *v, const char *path, const s3db_ctx *ctx)
 			break;
 		}
 	}
+	if (!rc)
+		dir_changed(v, p.path);
 	vpath_free(&p);
 	return rc;
 }
@@ -3430,44 +3578,54 @@ static int target_exists(vfs *v, const char *path, const s3db_ctx *ctx)
 	return vfs_getattr(v, path, &st, ctx) == 0;
 }
 
+/* Moves a linked node to the path of b (a node there is unlinked first);
+ * the tombstone it holds follows it.  Lock held.  0 or -ENOMEM. */
+static int node_move(vfs *v, vnode *n, const vpath *b)
+{
+	vnode *old = vmap_get(&v->nodes, b->path);
+	if (old == n)
+		return 0;
+	if (old)
+		node_unlink(v, old);
+	char *path = strdup(b->path), *dir = strdup(b->dir), *name = strdup(b->name);
+	if (!path || !dir || !name) {
+		free(path);
+		free(dir);
+		free(name);
+		return -ENOMEM;
+	}
+	if (n->linked)
+		vmap_del(&v->nodes, n->path);
+	free(n->path);
+	free(n->dir);
+	free(n->name);
+	n->path = path;
+	n->dir = dir;
+	n->name = name;
+	n->linked = 1;
+	if (vmap_put(&v->nodes, n->path, n, NULL)) {
+		n->linked = 0; /* out of memory: the file is lost to the tree */
+		scratch_release_origin(v, n);
+		return -ENOMEM;
+	}
+	if (n->origin) {
+		char *holder = strdup(n->path), *prev = NULL;
+		if (holder && !vmap_put(&v->tombs, n->origin, holder, (void **)&prev))
+			free(prev);
+		else
+			free(holder);
+	}
+	return 0;
+}
+
 static int rename_scratch_to_scratch(vfs *v, const vpath *a, const vpath *b)
 {
 	pthread_mutex_lock(&v->lock);
 	vnode *n = vmap_get(&v->nodes, a->path);
-	int rc = 0;
-	if (!n) {
-		rc = -ENOENT;
-	} else {
-		vnode *old = vmap_get(&v->nodes, b->path);
-		if (old)
-			node_unlink(v, old);
-		char *path = strdup(b->path), *dir = strdup(b->dir), *name = strdup(b->name);
-		if (!path || !dir || !name) {
-			rc = -ENOMEM;
-			free(path);
-			free(dir);
-			free(name);
-		} else {
-			vmap_del(&v->nodes, n->path);
-			free(n->path);
-			free(n->dir);
-			free(n->name);
-			n->path = path;
-			n->dir = dir;
-			n->name = name;
-			if (vmap_put(&v->nodes, n->path, n, NULL)) {
-				n->linked = 0; /* out of memory: the file is lost to the tree */
-				scratch_release_origin(v, n);
-				rc = -ENOMEM;
-			} else if (n->origin) {
-				char *holder = strdup(n->path), *prev = NULL;
-				if (holder && !vmap_put(&v->tombs, n->origin, holder, (void **)&prev))
-					free(prev);
-				else
-					free(holder);
-			}
-			n->mtime = ts_now();
-		}
+	int rc = n ? node_move(v, n, b) : -ENOENT;
+	if (n && !rc) {
+		n->unlisted = 0;
+		n->mtime = ts_now();
 	}
 	pthread_mutex_unlock(&v->lock);
 	return rc;
@@ -3801,10 +3959,184 @@ int vfs_rename(vfs *v, const char *from, const char *to, unsigned int flags, con
 	} else {
 		rc = -EPERM; /* a record into a schema or content file, ... */
 	}
+	if (!rc) {
+		dir_changed(v, a.path);
+		dir_changed(v, b.path);
+	}
 out:
 	vpath_free(&a);
 	vpath_free(&b);
 	return rc;
+}
+
+/* ---- unlinking an open file -------------------------------------------------------------------- */
+
+/* The node at b->path after a hide: unlisted; lock held. */
+static void mark_unlisted(vfs *v, const vpath *b)
+{
+	vnode *n = vmap_get(&v->nodes, b->path);
+	if (n)
+		n->unlisted = 1;
+}
+
+static int hide_scratch(vfs *v, const vpath *a, const vpath *b)
+{
+	int rc = rename_scratch_to_scratch(v, a, b);
+	if (!rc) {
+		pthread_mutex_lock(&v->lock);
+		mark_unlisted(v, b);
+		pthread_mutex_unlock(&v->lock);
+	}
+	return rc;
+}
+
+/* A record file unlinked while open: its local node (the one writable
+ * descriptors use), or else a copy of its bytes, becomes the hidden
+ * scratch file.  A record S3 has is tombstoned, not deleted: the hidden
+ * file's removal deletes it, unless a new version is written first. */
+static int hide_record(vfs *v, const vpath *a, const vpath *b, const s3db_ctx *ctx)
+{
+	if (v->read_only)
+		return -EROFS;
+	stripes_lock(v, a->key, NULL);
+	int rc = 1;
+	pthread_mutex_lock(&v->lock);
+	vnode *n = vmap_get(&v->nodes, a->path);
+	if (tombstoned(v, a->key)) {
+		rc = -ENOENT;
+	} else if (n) {
+		if (n->remote != 0 && !(n->origin = strdup(a->key)))
+			rc = -ENOMEM;
+		else if (!(rc = node_move(v, n, b))) {
+			n->kind = NK_SCRATCH;
+			free(n->res);
+			free(n->id);
+			n->res = n->id = NULL;
+			n->created = n->excl = 0;
+			n->sseq = n->aseq = n->wseq;
+			n->unlisted = 1;
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+	if (rc == 1) {
+		char *text = NULL;
+		size_t len = 0;
+		int remote = 1;
+		rc = source_bytes(v, a, &text, &len, &remote, ctx);
+		if (!rc) {
+			pthread_mutex_lock(&v->lock);
+			rc = put_scratch(v, b, text, len, remote != 0 ? a->key : NULL, NULL);
+			if (!rc)
+				mark_unlisted(v, b);
+			pthread_mutex_unlock(&v->lock);
+		}
+		free(text);
+	}
+	stripes_unlock(v, a->key, NULL);
+	return rc;
+}
+
+/* A content file unlinked while open: S3 loses the content at once (as
+ * rm x.bin); the hidden file keeps a copy for fstat. */
+static int hide_content(vfs *v, const vpath *a, const vpath *b, const s3db_ctx *ctx)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int remote = 1;
+	int rc = source_bytes(v, a, &text, &len, &remote, ctx);
+	if (!rc)
+		rc = unlink_content(v, a, ctx);
+	if (!rc) {
+		pthread_mutex_lock(&v->lock);
+		rc = put_scratch(v, b, text, len, NULL, NULL);
+		if (!rc)
+			mark_unlisted(v, b);
+		pthread_mutex_unlock(&v->lock);
+	}
+	free(text);
+	return rc;
+}
+
+int vfs_hide(vfs *v, const char *path, const char *hidden, const s3db_ctx *ctx)
+{
+	vpath a, b;
+	int rc = parse_path(v, path, &a);
+	int rb = parse_path(v, hidden, &b);
+	if (!rc && rb)
+		rc = rb;
+	if (!rc && (strcmp(a.dir, b.dir) != 0 || (b.kind != PK_SCRATCH && b.kind != PK_FREE)))
+		rc = -EINVAL;
+	if (!rc) {
+		switch (a.kind) {
+		case PK_SCRATCH:
+			rc = hide_scratch(v, &a, &b);
+			break;
+		case PK_RECORD:
+			rc = hide_record(v, &a, &b, ctx);
+			break;
+		case PK_CONTENT:
+			rc = hide_content(v, &a, &b, ctx);
+			break;
+		case PK_ROOT:
+		case PK_RES:
+		case PK_PARTS:
+		case PK_PART_DIR:
+			rc = -EISDIR;
+			break;
+		case PK_STATUS:
+		case PK_ERRORS:
+		case PK_VIRTUAL:
+		case PK_SCHEMA:
+			rc = -EPERM;
+			break;
+		case PK_PART_RECORD:
+			rc = -EROFS;
+			break;
+		default:
+			rc = -ENOENT;
+			break;
+		}
+	}
+	if (!rc)
+		dir_changed(v, a.path);
+	vpath_free(&a);
+	vpath_free(&b);
+	return rc;
+}
+
+int vfs_unhide(vfs *v, const char *hidden, const char *path)
+{
+	vpath b;
+	int rc = parse_path(v, path, &b);
+	if (rc) {
+		vpath_free(&b);
+		return rc;
+	}
+	pthread_mutex_lock(&v->lock);
+	vnode *n = vmap_get(&v->nodes, hidden);
+	if (!n || !n->unlisted) {
+		rc = -ENOENT;
+	} else if (n->origin) {
+		/* S3 still has the record: it shows again */
+		scratch_release_origin(v, n);
+	} else if ((b.kind == PK_SCRATCH || b.kind == PK_FREE) && !vmap_get(&v->nodes, b.path)) {
+		rc = node_move(v, n, &b);
+		if (!rc)
+			n->unlisted = 0;
+	}
+	pthread_mutex_unlock(&v->lock);
+	vpath_free(&b);
+	return rc;
+}
+
+int vfs_fgetattr(vfs *v, uint64_t fh, struct stat *st)
+{
+	pthread_mutex_lock(&v->lock);
+	vhandle *h = handle_get(v, fh);
+	if (h)
+		stat_node(v, st, h->node);
+	pthread_mutex_unlock(&v->lock);
+	return h ? 0 : -EBADF;
 }
 
 /* ---- directories ------------------------------------------------------------------------------ */
@@ -3843,6 +4175,8 @@ int vfs_mkdir(vfs *v, const char *path, mode_t mode, const s3db_ctx *ctx)
 			if (c != S3DB_OK) {
 				rc = errno_of(v, c);
 				vfs_record_error(v, p.path, "mkdir", -rc, err.message);
+			} else {
+				dir_changed(v, p.path);
 			}
 			break;
 		}
@@ -3934,6 +4268,7 @@ int vfs_rmdir(vfs *v, const char *path, const s3db_ctx *ctx)
 				vcache_dir_del(&v->cache, p.resname);
 				pthread_mutex_unlock(&v->lock);
 				free(prefix);
+				dir_changed(v, p.path);
 			}
 			break;
 		}
@@ -4249,6 +4584,8 @@ s3db_code vfs_open(s3db *db, const vfs_options *opts, vfs **out, s3db_error *err
 	vmap_init(&v->handles);
 	vmap_init(&v->tombs);
 	vmap_init(&v->renders);
+	pthread_mutex_init(&v->dir_lock, NULL);
+	vmap_init(&v->dir_times);
 	v->read_only = db->format == FORMAT_V7;
 	v->start_ms = mono();
 	v->start_wall_ms = s3db_now_ms();
@@ -4373,6 +4710,9 @@ static void vfs_free(vfs *v)
 	vmap_free(&v->tombs);
 	vmap_each(&v->renders, free_render_cb, NULL);
 	vmap_free(&v->renders);
+	vmap_each(&v->dir_times, free_str_cb, NULL);
+	vmap_free(&v->dir_times);
+	pthread_mutex_destroy(&v->dir_lock);
 	for (size_t i = 0; i < VFS_CHANGES_KEPT; i++)
 		free(v->changes[i].key);
 	for (size_t i = 0; i < VFS_ERRORS_KEPT; i++)

@@ -13,6 +13,8 @@
  *   /<res>/<id>.bin                    the record's binary content, if any
  *   /<res>/.schema.json                the resource definition (writable)
  *   /<res>/.partitions/<p>/<f>=<v>/[<f2>=<v2>/...]<id>.json
+ *                                      symbolic links to ../../../<id>.json
+ *                                      (one more ../ per nested field)
  *   /<res>/<anything else>             scratch files: local only, never in
  *                                      S3; renaming one onto <id>.json
  *                                      commits it as that record
@@ -21,7 +23,9 @@
  * is refused (-EINVAL on create or rename) rather than kept as a scratch
  * file the user would take for a record.  The .partitions tree is
  * read-only (-EROFS); a <f>=<v> directory exists for any value (empty
- * when no record has it).  <id>.bin needs its record (-ENOENT).
+ * when no record has it).  Its entries are symbolic links to the records,
+ * so that tools walking the tree (grep -r, find, du) meet each record
+ * once, while cat, jq or an editor reach it through the link.  <id>.bin needs its record (-ENOENT).
  * Plugins add virtual files through vfs_add_virtual_file().
  *
  * Writes: a record file opened for writing is an in-memory buffer (the
@@ -42,6 +46,16 @@
  * record is deleted) or a new file of the record's name is written
  * (then that is the record's next version); unmounting meanwhile keeps
  * the record.
+ *
+ * Directories: the mtime and ctime of a directory are the latest of the
+ * mount's start, the last entry this mount created, removed or renamed in
+ * it, and (resources) the newest LastModified seen in its listing; the
+ * root's also follow its resources'.
+ *
+ * Sizes: record, content and schema files hold at most max_file_size
+ * bytes (EFBIG); scratch files are bounded only by their storage: the
+ * scratch_dir's file system, or memory (EFBIG past the machine's memory,
+ * ENOSPC when it runs out).
  *
  * Every function returns 0 (or a byte count) on success and -errno on
  * failure, as FUSE wants.  Paths are absolute, '/'-separated, as FUSE
@@ -101,6 +115,12 @@ int vfs_set_options(vfs *v, const vfs_options *opts);
 /* ---- reading the tree -------------------------------------------------- */
 
 int vfs_getattr(vfs *v, const char *path, struct stat *st, const s3db_ctx *ctx);
+/* Attributes of an open file (fstat), from its handle: what its
+ * descriptors read and write, size included.  0 or -EBADF. */
+int vfs_fgetattr(vfs *v, uint64_t fh, struct stat *st);
+/* The target of a symbolic link (partition entries), NUL-terminated,
+ * cut to size - 1 bytes.  0, -EINVAL (not a link), -ENOENT. */
+int vfs_readlink(vfs *v, const char *path, char *buf, size_t size, const s3db_ctx *ctx);
 
 /* Called once per entry ("." and ".." included); return non-zero to stop.
  * st may be NULL when the attributes are not known without a request. */
@@ -137,6 +157,25 @@ int vfs_unlink(vfs *v, const char *path, const s3db_ctx *ctx);
 /* flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE (-EINVAL: not supported). */
 int vfs_rename(vfs *v, const char *from, const char *to, unsigned int flags,
                const s3db_ctx *ctx);
+/* Unlink of a file that is still open: the name path goes at once, and
+ * the open file stays reachable (getattr, open, rename, unlink) under
+ * `hidden`, a name in the same directory that is never listed, until
+ * that name is unlinked at the last close — what libfuse does for an
+ * unlinked open file (fs_fuse.c).  The open descriptors keep reading and
+ * writing the file, and nothing written to it is ever stored.  A record
+ * S3 has stays in S3, hidden (as after a rename onto a scratch name),
+ * until `hidden` is unlinked: then it is deleted.  If a new file of the
+ * record's name is stored first (libfuse hides an open target the same
+ * way before a rename onto it), that is the record's next version and
+ * unlinking `hidden` deletes nothing.  A .bin file loses its content in
+ * S3 at once.  0, or -errno as vfs_unlink; -EINVAL when hidden is not a
+ * free name in path's directory. */
+int vfs_hide(vfs *v, const char *path, const char *hidden, const s3db_ctx *ctx);
+/* Undoes vfs_hide(path, hidden) after the rename that was to replace
+ * path failed: a record shows again (S3 never lost it), a scratch file
+ * takes its name back.  `hidden` stays the open file's name until it is
+ * unlinked.  0 or -ENOENT (hidden is not a hidden file). */
+int vfs_unhide(vfs *v, const char *hidden, const char *path);
 int vfs_mkdir(vfs *v, const char *path, mode_t mode, const s3db_ctx *ctx);
 int vfs_rmdir(vfs *v, const char *path, const s3db_ctx *ctx);
 /* Records take their times from the data: utimensat is accepted on

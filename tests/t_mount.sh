@@ -405,7 +405,7 @@ do_grep_and_find_walk_the_tree()
 {
 	seed_users
 	mount_at "$MNT"
-	atf_check -o inline:"$MNT/users/ada.json\n" grep -rl --exclude-dir=.partitions '"Ada"' "$MNT"
+	atf_check -o inline:"$MNT/users/ada.json\n" grep -rl '"Ada"' "$MNT"
 	atf_check -o match:'"Bob"' grep -r '"Bob"' "$MNT/users"
 	atf_check -o inline:"$MNT/users/ada.json\n$MNT/users/bob.json\n" \
 	    -x "find '$MNT/users' -maxdepth 1 -name '*.json' ! -name '.*' | sort"
@@ -826,6 +826,186 @@ do_mount_helper_takes_mount_8_arguments()
 	unmount "$MNT" "$pid"
 }
 one mount_helper_takes_mount_8_arguments local
+
+# ---- POSIX behaviours users rely on ------------------------------------------------------
+
+# seed_regions: resource "users" as seed_users, with a partition by region
+# and a nested one by age and region (nested in sorted field order).
+seed_regions()
+{
+	cat >users-def.json <<'EOF'
+{
+  "attributes": {
+    "name": "string|required",
+    "email": "string|optional",
+    "age": "number|optional",
+    "region": "string|optional"
+  },
+  "timestamps": false,
+  "partitions": {
+    "byRegion": { "fields": { "region": "string" } },
+    "byRegionAge": { "fields": { "region": "string", "age": "number" } }
+  }
+}
+EOF
+	cli schema users <users-def.json >/dev/null 2>seed.err || fail "schema: $(cat seed.err)"
+	put_user ada '{"name":"Ada","email":"ada@example.com","age":36,"region":"eu"}'
+	put_user bob '{"name":"Bob","email":"bob@example.com","age":41,"region":"us"}'
+}
+
+# 4 writers each replace their own 2 records in a loop (printf > tmp && mv,
+# the atomic way), while 4 readers cat and jq every record: no reader ever
+# reads a torn or invalid file, and S3 ends with each record's last
+# successfully stored version.
+do_concurrent_readers_and_writers_keep_every_record_whole()
+{
+	seed_users
+	for w in 1 2 3 4; do
+		put_user "w${w}a" "{\"name\":\"w$w\",\"age\":0}"
+		put_user "w${w}b" "{\"name\":\"w$w\",\"age\":0}"
+	done
+	mount_at "$MNT"
+	cat >writer.sh <<'EOF'
+w=$1; dir=$2; rounds=$3
+for k in $(seq 1 "$rounds"); do
+	for r in a b; do
+		printf '{"name":"w%s","age":%s,"email":"w%s%s@example.com"}\n' "$w" "$k" "$w" "$r" \
+		    >"$dir/.w$w.tmp" && mv "$dir/.w$w.tmp" "$dir/w$w$r.json" && echo "$k" >"last.w$w$r"
+	done
+done
+EOF
+	cat >reader.sh <<'EOF'
+r=$1; dir=$2
+while [ ! -f writers.done ]; do
+	for f in "$dir"/w*.json; do
+		if ! cat "$f" >"read.$r" 2>"read.$r.err"; then
+			echo "cat $f: $(cat "read.$r.err")" >>"bad.$r"
+		elif ! jq -e '.name and (.age | type == "number")' "read.$r" >/dev/null 2>&1; then
+			echo "torn $f: $(head -c 200 "read.$r")" >>"bad.$r"
+		fi
+	done
+	echo x >>"rounds.$r"
+done
+EOF
+	readers=
+	for r in 1 2 3 4; do
+		sh reader.sh "$r" "$MNT/users" &
+		readers="$readers $!"
+	done
+	writers=
+	for w in 1 2 3 4; do
+		sh writer.sh "$w" "$MNT/users" 12 &
+		writers="$writers $!"
+	done
+	for p in $writers; do wait "$p"; done
+	touch writers.done
+	for p in $readers; do wait "$p"; done
+	for r in 1 2 3 4; do
+		[ ! -s "bad.$r" ] || fail "reader $r: $(head -n 5 "bad.$r")"
+		[ -s "rounds.$r" ] || fail "reader $r read nothing"
+	done
+	for w in 1 2 3 4; do
+		for r in a b; do
+			[ -f "last.w$w$r" ] || fail "writer $w never stored w$w$r"
+			record_is "w$w$r" ".age == $(cat "last.w$w$r") and .email == \"w$w$r@example.com\""
+		done
+	done
+	atf_check -o inline:'ada.json\nbob.json\nw1a.json\nw1b.json\nw2a.json\nw2b.json\nw3a.json\nw3b.json\nw4a.json\nw4b.json\n' \
+	    ls "$MNT/users"
+	ls -A "$MNT/users" | grep -q 'fuse_hidden\|\.tmp' && fail "left behind: $(ls -A "$MNT/users")"
+	unmount "$MNT" "$DAEMON_PID"
+}
+both concurrent_readers_and_writers_keep_every_record_whole
+
+# rm of an open file: fstat, read and write on the descriptor still work
+# (link count 0), and the record stays deleted after the close.
+do_an_unlinked_open_file_stays_usable_until_closed()
+{
+	seed_users
+	mount_at "$MNT"
+	cat >unlinked.pl <<'EOF'
+use Fcntl;
+my ($path, $text) = @ARGV;
+sysopen(my $fh, $path, O_RDWR) or die "open: $!\n";
+my $was = (stat($fh))[7];
+unlink($path) or die "unlink: $!\n";
+die "still there\n" if -e $path;
+my @st = stat($fh) or die "fstat after unlink: $!\n";
+die "nlink $st[3]\n" if $st[3] != 0;
+die "size $st[7], was $was\n" if $st[7] != $was;
+sysseek($fh, 0, 0);
+sysread($fh, my $buf, 64) > 0 or die "read: $!\n";
+die "read '$buf'\n" unless $buf =~ /^\{/;
+sysseek($fh, 0, 0);
+defined(syswrite($fh, $text)) or die "write: $!\n";
+sysseek($fh, 0, 0);
+sysread($fh, $buf, length $text) == length $text or die "read back: $!\n";
+die "read back '$buf'\n" if $buf ne $text;
+close($fh) or die "close: $!\n";
+print "ok\n";
+EOF
+	atf_check -o inline:'ok\n' perl unlinked.pl "$MNT/users/bob.json" '{"name":"Zombie"}'
+	record_absent bob
+	atf_check -o inline:'ada.json\n' ls "$MNT/users"
+	# a scratch file likewise
+	echo '{"note": 1}' >"$MNT/users/notes.tmp"
+	atf_check -o inline:'ok\n' perl unlinked.pl "$MNT/users/notes.tmp" '{"note":2}'
+	atf_check -o inline:'ada.json\n' ls "$MNT/users"
+	ls -A "$MNT/users" | grep -q fuse_hidden && fail "a hidden file is listed: $(ls -A "$MNT/users")"
+	unmount "$MNT" "$DAEMON_PID"
+	record_absent bob
+	record_is ada '.name == "Ada"'
+}
+both an_unlinked_open_file_stays_usable_until_closed
+
+# creating and removing files moves the directory's mtime and ctime
+# (pjdfstest open/00.t).
+do_directory_times_follow_changes()
+{
+	seed_users
+	mount_at "$MNT"
+	m0=$(stat -c %Y "$MNT/users")
+	c0=$(stat -c %Z "$MNT/users")
+	sleep 1.1
+	printf '{"name":"Cy"}' >"$MNT/users/cy.json"
+	m1=$(stat -c %Y "$MNT/users")
+	c1=$(stat -c %Z "$MNT/users")
+	[ "$m1" -gt "$m0" ] || fail "mtime $m0 -> $m1 after a create"
+	[ "$c1" -gt "$c0" ] || fail "ctime $c0 -> $c1 after a create"
+	sleep 1.1
+	rm "$MNT/users/cy.json"
+	m2=$(stat -c %Y "$MNT/users")
+	[ "$m2" -gt "$m1" ] || fail "mtime $m1 -> $m2 after a remove"
+	unmount "$MNT" "$DAEMON_PID"
+}
+both directory_times_follow_changes
+
+# the partition tree holds symbolic links: grep -r and find see each
+# record once; cat, jq and readlink through the links work.
+do_partition_entries_are_links_to_the_records()
+{
+	seed_regions
+	mount_at "$MNT"
+	atf_check -o inline:"$MNT/users/ada.json\n" grep -rl '"Ada"' "$MNT"
+	atf_check -o inline:'1\n' -x "grep -r '\"Bob\"' '$MNT' | wc -l"
+	atf_check -o inline:'2\n' -x "find '$MNT' -type f -name '*.json' ! -name '.*' | wc -l"
+	link=$MNT/users/.partitions/byRegion/region=eu/ada.json
+	atf_check -o inline:'../../../ada.json\n' readlink "$link"
+	[ -L "$link" ] || fail "$link is not a symbolic link"
+	atf_check -o inline:"$MNT/users/ada.json\n" readlink -f "$link"
+	cat "$link" >via-link.json || fail "cat $link"
+	atf_check -o empty cmp via-link.json "$MNT/users/ada.json"
+	jqtrue "$link" '.name == "Ada"'
+	nested=$MNT/users/.partitions/byRegionAge/age=41/region=us/bob.json
+	atf_check -o inline:'../../../../bob.json\n' readlink "$nested"
+	jqtrue "$nested" '.name == "Bob"'
+	# the tree stays read-only
+	atf_check -s not-exit:0 -e match:'Read-only' rm "$link"
+	atf_check -s not-exit:0 -e ignore touch "$MNT/users/.partitions/byRegion/region=eu/new.json"
+	record_is ada '.name == "Ada"'
+	unmount "$MNT" "$DAEMON_PID"
+}
+both partition_entries_are_links_to_the_records
 
 # ---- contrib/examples ----------------------------------------------------------------------
 

@@ -1347,15 +1347,26 @@ VFS_CASE(partition_directories_list_only_their_prefix)
 	ATF_REQUIRE_MSG(strstr(c->list_prefixes.items[0], "partition=byRegion/region=europe/"),
 	                "listed %s", c->list_prefixes.items[0]);
 	pthread_mutex_unlock(&c->mu);
-	char *want = rendered(c, "users", "a");
-	char *got = cat(c, "/users/.partitions/byRegion/region=europe/a.json");
-	ATF_REQUIRE_STREQ(got, want);
-	free(got);
-	free(want);
+	/* entries are symbolic links to the record: walking the tree meets
+	 * each record once; the link costs no request beyond the listing */
+	reset(c);
+	char target[64];
+	ATF_REQUIRE_EQ(vfs_readlink(c->v, "/users/.partitions/byRegion/region=europe/a.json", target,
+	                            sizeof target, NULL), 0);
+	ATF_REQUIRE_STREQ(target, "../../../a.json");
 	struct stat st;
 	ATF_REQUIRE_EQ(t_stat(c, "/users/.partitions/byRegion/region=europe/a.json", &st), 0);
-	ATF_REQUIRE_EQ(st.st_mode & 0222, 0);
+	ATF_REQUIRE(S_ISLNK(st.st_mode));
+	ATF_REQUIRE_EQ(st.st_size, (off_t)strlen("../../../a.json"));
+	ATF_REQUIRE_EQ_MSG(total(c), 0, "%s", counts(c));
 	ATF_REQUIRE_EQ(t_stat(c, "/users/.partitions/byRegion/region=asia/a.json", &st), -ENOENT);
+	ATF_REQUIRE_EQ(vfs_readlink(c->v, "/users/.partitions/byRegion/region=asia/a.json", target,
+	                            sizeof target, NULL), -ENOENT);
+	ATF_REQUIRE_EQ(vfs_readlink(c->v, "/users/a.json", target, sizeof target, NULL), -EINVAL);
+	/* cut to the buffer, NUL-terminated, as readlink wants */
+	ATF_REQUIRE_EQ(vfs_readlink(c->v, "/users/.partitions/byRegion/region=europe/a.json", target,
+	                            6, NULL), 0);
+	ATF_REQUIRE_STREQ(target, "../..");
 	/* two fields: nested in key order (region, then tier) */
 	ls(c, "/users/.partitions/byRegionTier", &names);
 	ATF_REQUIRE(has(&names, "region=europe"));
@@ -1367,12 +1378,15 @@ VFS_CASE(partition_directories_list_only_their_prefix)
 	ls(c, "/users/.partitions/byRegionTier/region=europe/tier=gold", &names);
 	ATF_REQUIRE(has(&names, "a.json") && !has(&names, "c.json"));
 	strv_free(&names);
+	ATF_REQUIRE_EQ(vfs_readlink(c->v, "/users/.partitions/byRegionTier/region=europe/tier=gold/a.json",
+	                            target, sizeof target, NULL), 0);
+	ATF_REQUIRE_STREQ(target, "../../../../a.json");
 	ATF_REQUIRE_EQ(t_stat(c, "/users/.partitions/byRegionTier/tier=gold", &st), -ENOENT);
 	ATF_REQUIRE_EQ(t_stat(c, "/users/.partitions/nope", &st), -ENOENT);
-	/* read-only views */
+	/* read-only views; a link is followed by the kernel, never opened */
 	uint64_t fh = 0;
-	ATF_REQUIRE_EQ(vfs_open_file(c->v, "/users/.partitions/byRegion/region=europe/a.json", O_WRONLY,
-	                             &fh, NULL, NULL), -EROFS);
+	ATF_REQUIRE_EQ(vfs_open_file(c->v, "/users/.partitions/byRegion/region=europe/a.json", O_RDONLY,
+	                             &fh, NULL, NULL), -ELOOP);
 	ATF_REQUIRE_EQ(vfs_unlink(c->v, "/users/.partitions/byRegion/region=europe/a.json", NULL), -EROFS);
 	ATF_REQUIRE_EQ(vfs_create(c->v, "/users/.partitions/byRegion/region=europe/.a.json.swp", 0644,
 	                          O_WRONLY | O_CREAT | O_EXCL, &fh, NULL), -EROFS);
@@ -1683,6 +1697,230 @@ S3_CASE(storage_failures_give_eio_and_refused_credentials_eacces)
 	free(before);
 }
 
+/* ---- POSIX: unlinked open files, directory times, sizes (vfs-posix) ------------------ */
+
+/* vfs_hide is what libfuse's unlink of an open file becomes (fs_fuse.c):
+ * the name goes, the descriptors keep working, the record stays deleted. */
+VFS_CASE(an_open_record_unlinked_stays_usable_until_its_last_close)
+{
+	users_abc(c);
+	/* a writer: open, write, unlink, then fstat/pread/pwrite on the fd */
+	uint64_t wfh = 0;
+	ATF_REQUIRE_EQ(t_open(c, "/users/a.json", O_RDWR, &wfh), 0);
+	const char *text = "{\"name\":\"Unlinked\"}";
+	ATF_REQUIRE_EQ(vfs_write(c->v, wfh, text, strlen(text), 0), (int)strlen(text));
+	ATF_REQUIRE_EQ(vfs_truncate(c->v, NULL, (off_t)strlen(text), wfh, NULL), 0);
+	ATF_REQUIRE_EQ(vfs_hide(c->v, "/users/a.json", "/users/.fuse_hidden0000000100000001", NULL), 0);
+	struct stat st;
+	ATF_REQUIRE_EQ(t_stat(c, "/users/a.json", &st), -ENOENT);
+	ATF_REQUIRE_EQ(vfs_fgetattr(c->v, wfh, &st), 0);
+	ATF_REQUIRE_EQ(st.st_size, (off_t)strlen(text));
+	ATF_REQUIRE_EQ(t_stat(c, "/users/.fuse_hidden0000000100000001", &st), 0);
+	ATF_REQUIRE_EQ(st.st_size, (off_t)strlen(text));
+	char buf[64] = { 0 };
+	ATF_REQUIRE_EQ(vfs_read(c->v, wfh, buf, sizeof buf - 1, 0), (int)strlen(text));
+	ATF_REQUIRE_STREQ(buf, text);
+	ATF_REQUIRE_EQ(vfs_write(c->v, wfh, "{\"name\":\"More\"}   ", 18, 0), 18);
+	ATF_REQUIRE_EQ(vfs_fgetattr(c->v, wfh, &st), 0);
+	ATF_REQUIRE_EQ(st.st_size, 19);
+	/* neither name is listed */
+	strv names;
+	ls(c, "/users", &names);
+	ATF_REQUIRE(!has(&names, "a.json") && has(&names, "b.json"));
+	for (size_t i = 0; i < names.count; i++)
+		ATF_REQUIRE_MSG(strncmp(names.items[i], ".fuse_hidden", 12), "%s listed", names.items[i]);
+	strv_free(&names);
+	/* close stores nothing; the last close (libfuse unlinks the hidden
+	 * name) deletes the record, and it stays deleted */
+	ATF_REQUIRE_EQ(vfs_flush(c->v, wfh, NULL), 0);
+	ATF_REQUIRE_EQ(vfs_release(c->v, wfh, NULL), 0);
+	ATF_REQUIRE_EQ(vfs_unlink(c->v, "/users/.fuse_hidden0000000100000001", NULL), 0);
+	ATF_REQUIRE(!rec_exists(c, "users", "a"));
+	ATF_REQUIRE_EQ(t_stat(c, "/users/a.json", &st), -ENOENT);
+	/* a reader (a private snapshot) likewise */
+	uint64_t rfh = 0;
+	char *want = rendered(c, "users", "b");
+	ATF_REQUIRE_EQ(t_open(c, "/users/b.json", O_RDONLY, &rfh), 0);
+	ATF_REQUIRE_EQ(vfs_hide(c->v, "/users/b.json", "/users/.fuse_hidden0000000200000002", NULL), 0);
+	ATF_REQUIRE_EQ(vfs_fgetattr(c->v, rfh, &st), 0);
+	ATF_REQUIRE_EQ(st.st_size, (off_t)strlen(want));
+	char rbuf[256] = { 0 };
+	ATF_REQUIRE_EQ(vfs_read(c->v, rfh, rbuf, sizeof rbuf - 1, 0), (int)strlen(want));
+	ATF_REQUIRE_STREQ(rbuf, want);
+	ATF_REQUIRE_EQ(vfs_release(c->v, rfh, NULL), 0);
+	ATF_REQUIRE_EQ(vfs_unlink(c->v, "/users/.fuse_hidden0000000200000002", NULL), 0);
+	ATF_REQUIRE(!rec_exists(c, "users", "b"));
+	free(want);
+	/* the hidden name must be a free name in the same directory */
+	ATF_REQUIRE_EQ(vfs_hide(c->v, "/users/c.json", "/.fuse_hidden03", NULL), -EINVAL);
+	ATF_REQUIRE_EQ(vfs_hide(c->v, "/users/nobody.json", "/users/.fuse_hidden04", NULL), -ENOENT);
+	ATF_REQUIRE(rec_exists(c, "users", "c"));
+}
+
+/* libfuse hides an open rename target before renaming onto it: the new
+ * version replaces the record; a rename that fails gives the name back. */
+VFS_CASE(a_hidden_open_target_is_replaced_by_the_rename_or_restored)
+{
+	users_abc(c);
+	uint64_t rfh = 0;
+	ATF_REQUIRE_EQ(t_open(c, "/users/c.json", O_RDONLY, &rfh), 0);
+	ATF_REQUIRE_EQ(t_write(c, "/users/c.tmp", "{\"name\":\"Cy 2\"}", WRITE_NEW), 0);
+	ATF_REQUIRE_EQ(vfs_hide(c->v, "/users/c.json", "/users/.fuse_hidden05", NULL), 0);
+	ATF_REQUIRE_EQ(vfs_rename(c->v, "/users/c.tmp", "/users/c.json", 0, NULL), 0);
+	ATF_REQUIRE_EQ(vfs_release(c->v, rfh, NULL), 0);
+	ATF_REQUIRE_EQ(vfs_unlink(c->v, "/users/.fuse_hidden05", NULL), 0);
+	json_object *o = get_rec(c, "users", "c");
+	ATF_REQUIRE(o);
+	ATF_REQUIRE_STREQ(field(o, "name"), "Cy 2");
+	json_object_put(o);
+	/* the rename is refused (invalid JSON): the record keeps its name */
+	char *before = rendered(c, "users", "a");
+	ATF_REQUIRE_EQ(t_open(c, "/users/a.json", O_RDONLY, &rfh), 0);
+	ATF_REQUIRE_EQ(t_write(c, "/users/a.tmp", "{not json", WRITE_NEW), 0);
+	ATF_REQUIRE_EQ(vfs_hide(c->v, "/users/a.json", "/users/.fuse_hidden06", NULL), 0);
+	ATF_REQUIRE_EQ(vfs_rename(c->v, "/users/a.tmp", "/users/a.json", 0, NULL), -EINVAL);
+	ATF_REQUIRE_EQ(vfs_unhide(c->v, "/users/.fuse_hidden06", "/users/a.json"), 0);
+	ATF_REQUIRE_EQ(vfs_release(c->v, rfh, NULL), 0);
+	ATF_REQUIRE_EQ(vfs_unlink(c->v, "/users/.fuse_hidden06", NULL), 0);
+	char *after = cat(c, "/users/a.json");
+	ATF_REQUIRE_STREQ(after, before);
+	ATF_REQUIRE(rec_exists(c, "users", "a"));
+	free(after);
+	free(before);
+	/* a scratch file takes its name back */
+	ATF_REQUIRE_EQ(t_write(c, "/users/notes.txt", "keep me", WRITE_NEW), 0);
+	ATF_REQUIRE_EQ(vfs_hide(c->v, "/users/notes.txt", "/users/.fuse_hidden07", NULL), 0);
+	ATF_REQUIRE_EQ(vfs_unhide(c->v, "/users/.fuse_hidden07", "/users/notes.txt"), 0);
+	char *notes = cat(c, "/users/notes.txt");
+	ATF_REQUIRE_STREQ(notes, "keep me");
+	free(notes);
+	ATF_REQUIRE_EQ(vfs_unhide(c->v, "/users/notes.txt", "/users/x.txt"), -ENOENT);
+}
+
+VFS_CASE(an_unlinked_open_scratch_file_is_kept_until_its_last_close)
+{
+	users_abc(c);
+	uint64_t fh = 0;
+	ATF_REQUIRE_EQ(t_open(c, "/users/swap.tmp", O_RDWR | O_CREAT | O_EXCL, &fh), 0);
+	ATF_REQUIRE_EQ(vfs_write(c->v, fh, "Hello, World!", 13, 0), 13);
+	ATF_REQUIRE_EQ(vfs_hide(c->v, "/users/swap.tmp", "/users/.fuse_hidden08", NULL), 0);
+	struct stat st;
+	ATF_REQUIRE_EQ(t_stat(c, "/users/swap.tmp", &st), -ENOENT);
+	ATF_REQUIRE_EQ(vfs_fgetattr(c->v, fh, &st), 0);
+	ATF_REQUIRE_EQ(st.st_size, 13);
+	char buf[16] = { 0 };
+	ATF_REQUIRE_EQ(vfs_read(c->v, fh, buf, 13, 0), 13);
+	ATF_REQUIRE_STREQ(buf, "Hello, World!");
+	ATF_REQUIRE_EQ(vfs_release(c->v, fh, NULL), 0);
+	ATF_REQUIRE_EQ(vfs_unlink(c->v, "/users/.fuse_hidden08", NULL), 0);
+	ATF_REQUIRE_EQ(t_stat(c, "/users/.fuse_hidden08", &st), -ENOENT);
+	ATF_REQUIRE_EQ(vfs_fgetattr(c->v, fh, &st), -EBADF);
+}
+
+/* The mtime of a directory, in ms (st_mtim). */
+static int64_t dir_mtime_ms(tctx *c, const char *path)
+{
+	struct stat st;
+	ATF_REQUIRE_EQ(t_stat(c, path, &st), 0);
+	ATF_REQUIRE_EQ(st.st_mtim.tv_sec, st.st_ctim.tv_sec);
+	ATF_REQUIRE_EQ(st.st_mtim.tv_nsec, st.st_ctim.tv_nsec);
+	return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+VFS_CASE(directory_times_follow_entries_created_removed_and_renamed)
+{
+	users_abc(c);
+	int64_t t0 = dir_mtime_ms(c, "/users");
+	msleep(30);
+	ATF_REQUIRE_EQ(t_write(c, "/users/d.json", "{\"name\":\"Di\"}", WRITE_NEW), 0);
+	int64_t t1 = dir_mtime_ms(c, "/users");
+	ATF_REQUIRE_MSG(t1 > t0, "create: %lld -> %lld", (long long)t0, (long long)t1);
+	msleep(30);
+	ATF_REQUIRE_EQ(vfs_rename(c->v, "/users/d.json", "/users/e.json", 0, NULL), 0);
+	int64_t t2 = dir_mtime_ms(c, "/users");
+	ATF_REQUIRE(t2 > t1);
+	msleep(30);
+	ATF_REQUIRE_EQ(vfs_unlink(c->v, "/users/e.json", NULL), 0);
+	int64_t t3 = dir_mtime_ms(c, "/users");
+	ATF_REQUIRE(t3 > t2);
+	/* the root follows its resources, and mkdir */
+	ATF_REQUIRE(dir_mtime_ms(c, "/") >= t3);
+	msleep(30);
+	ATF_REQUIRE_EQ(vfs_mkdir(c->v, "/notes", 0755, NULL), 0);
+	ATF_REQUIRE(dir_mtime_ms(c, "/") > t3);
+	/* rewriting a record in place is no change of the directory */
+	msleep(30);
+	ATF_REQUIRE_EQ(t_write(c, "/users/a.json", "{\"name\":\"Ada\"}", O_WRONLY | O_TRUNC), 0);
+	ATF_REQUIRE_EQ(dir_mtime_ms(c, "/users"), t3);
+}
+
+VFS_CASE(a_listing_dates_a_resource_by_its_newest_record)
+{
+	users_abc(c);
+	msleep(1100);
+	insert(c, "users", "{\"id\":\"n\",\"name\":\"New\"}");
+	c->o.dir_ttl = 0;
+	ATF_REQUIRE_EQ(vfs_set_options(c->v, &c->o), 0);
+	strv names;
+	ls(c, "/users", &names);
+	ATF_REQUIRE(has(&names, "n.json"));
+	strv_free(&names);
+	struct stat rec;
+	ATF_REQUIRE_EQ(t_stat(c, "/users/n.json", &rec), 0);
+	struct stat dir;
+	ATF_REQUIRE_EQ(t_stat(c, "/users", &dir), 0);
+	/* the record's LastModified, later than the mount's start */
+	ATF_REQUIRE_MSG(dir.st_mtim.tv_sec >= rec.st_mtim.tv_sec, "dir %ld < record %ld",
+	                (long)dir.st_mtim.tv_sec, (long)rec.st_mtim.tv_sec);
+	ATF_REQUIRE(dir.st_mtim.tv_sec > (time_t)0);
+}
+
+VFS_CASE(scratch_files_are_not_bound_by_max_file_size)
+{
+	users_abc(c);
+	c->o.max_file_size = 4096;
+	ATF_REQUIRE_EQ(vfs_set_options(c->v, &c->o), 0);
+	static char chunk[8192];
+	memset(chunk, 'x', sizeof chunk);
+	uint64_t fh = 0;
+	ATF_REQUIRE_EQ(t_open(c, "/users/big.swp", O_RDWR | O_CREAT, &fh), 0);
+	for (int i = 0; i < 8; i++)
+		ATF_REQUIRE_EQ(vfs_write(c->v, fh, chunk, sizeof chunk, (off_t)i * (off_t)sizeof chunk),
+		               (int)sizeof chunk);
+	struct stat st;
+	ATF_REQUIRE_EQ(vfs_fgetattr(c->v, fh, &st), 0);
+	ATF_REQUIRE_EQ(st.st_size, 8 * (off_t)sizeof chunk);
+	/* past what the storage (memory here) can hold: EFBIG, as a disk */
+	ATF_REQUIRE_EQ(vfs_truncate(c->v, NULL, (off_t)1 << 62, fh, NULL), -EFBIG);
+	ATF_REQUIRE_EQ(vfs_release(c->v, fh, NULL), 0);
+	/* records keep the limit */
+	ATF_REQUIRE_EQ(t_open(c, "/users/a.json", O_WRONLY, &fh), 0);
+	ATF_REQUIRE_EQ(vfs_write(c->v, fh, chunk, sizeof chunk, 0), -EFBIG);
+	vfs_release(c->v, fh, NULL);
+}
+
+VFS_CASE(scratch_files_in_the_scratch_directory_are_not_bound_by_max_file_size)
+{
+	c->o.scratch_dir = c->tmp;
+	c->o.max_file_size = 4096;
+	users_abc(c);
+	static char chunk[8192];
+	memset(chunk, 'y', sizeof chunk);
+	uint64_t fh = 0;
+	ATF_REQUIRE_EQ(t_open(c, "/users/big.swp", O_RDWR | O_CREAT, &fh), 0);
+	for (int i = 0; i < 4; i++)
+		ATF_REQUIRE_EQ(vfs_write(c->v, fh, chunk, sizeof chunk, (off_t)i * (off_t)sizeof chunk),
+		               (int)sizeof chunk);
+	ATF_REQUIRE_EQ(vfs_truncate(c->v, NULL, (off_t)1 << 30, fh, NULL), 0);
+	struct stat st;
+	ATF_REQUIRE_EQ(vfs_fgetattr(c->v, fh, &st), 0);
+	ATF_REQUIRE_EQ(st.st_size, (off_t)1 << 30);
+	char buf[8];
+	ATF_REQUIRE_EQ(vfs_read(c->v, fh, buf, sizeof buf, 3 * (off_t)sizeof chunk), (int)sizeof buf);
+	ATF_REQUIRE_EQ(buf[0], 'y');
+	ATF_REQUIRE_EQ(vfs_release(c->v, fh, NULL), 0);
+}
+
 ATF_TP_ADD_TCS(tp)
 {
 	ADD_CASE(tp, lists_resources_and_records_with_exact_sizes_and_content);
@@ -1713,5 +1951,13 @@ ATF_TP_ADD_TCS(tp)
 	ADD_CASE(tp, a_database_written_by_s3db_js_7_is_read_only);
 	ADD_CASE(tp, concurrent_writers_and_readers_see_their_records);
 	ATF_TP_ADD_TC(tp, s3__storage_failures_give_eio_and_refused_credentials_eacces);
+	/* vfs-posix */
+	ADD_CASE(tp, an_open_record_unlinked_stays_usable_until_its_last_close);
+	ADD_CASE(tp, a_hidden_open_target_is_replaced_by_the_rename_or_restored);
+	ADD_CASE(tp, an_unlinked_open_scratch_file_is_kept_until_its_last_close);
+	ADD_CASE(tp, directory_times_follow_entries_created_removed_and_renamed);
+	ADD_CASE(tp, a_listing_dates_a_resource_by_its_newest_record);
+	ADD_CASE(tp, scratch_files_are_not_bound_by_max_file_size);
+	ADD_CASE(tp, scratch_files_in_the_scratch_directory_are_not_bound_by_max_file_size);
 	return atf_no_error();
 }
