@@ -33,8 +33,9 @@
  * store racing such a delete can leave one stale entry for at most ttl.
  *
  * /.cache shows {driver, hits, misses, hitRate, evictions, entries, bytes,
- * ...} as JSON; writing "clear" empties the cache (anything else: EINVAL,
- * the reason in the log).  The memory driver's checkPeriod thread drops
+ * ...} as JSON; writing "clear" empties the cache (white space around it
+ * ignored; writing nothing changes nothing; anything else: EINVAL, the
+ * reason in the log).  The memory driver's checkPeriod thread drops
  * expired entries.
  */
 #include <errno.h>
@@ -343,6 +344,8 @@ static int file_write(void *ud, const char *data, size_t len)
 		data++;
 		len--;
 	}
+	if (len == 0)
+		return 0; /* nothing written (a shell's O_TRUNC open, `: > /.cache`) */
 	if (len != 5 || memcmp(data, "clear", 5) != 0) {
 		st->api->log(st->p, S3DB_PLUGIN_LOG_WARN,
 		             "/.cache: unknown command '%.*s' (the only command is \"clear\")",
