@@ -1026,6 +1026,19 @@ example_configs_are_valid_body()
 		    "$S3DBFS" -o config="$f" "$WORK/nowhere" -f
 	done
 	[ $n -ge 3 ] || fail "expected at least 3 contrib/examples/s3dbfs-*.json, found $n"
+	# plugins.json names the webhook .so where make install puts it: the
+	# parser only needs a regular file there (t_valgrind mounts with the
+	# example and the built .so); no option may draw a warning
+	f="$S3DBFS_CONTRIB/examples/plugins.json"
+	[ -f "$f" ] || fail "$f is missing"
+	: >"$WORK/webhook.so"
+	jq --arg so "$WORK/webhook.so" \
+	    '.plugins |= map(if type == "object" and has("path") then .path = $so else . end)' \
+	    "$f" >plugins.json || fail "$f is not JSON"
+	jq -e '[.plugins[] | .name // .path] | length == 4' plugins.json >/dev/null ||
+	    fail "$f: expected three built-in plugins and a .so: $(jq -c .plugins plugins.json)"
+	atf_check -s exit:1 -e match:'mount point .*nowhere: No such file' -e not-match:'warn|error' \
+	    "$S3DBFS" -o config="$WORK/plugins.json" "$WORK/nowhere" -f
 }
 CASES="$CASES example_configs_are_valid"
 
