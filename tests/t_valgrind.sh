@@ -15,7 +15,9 @@
 #     --error-exitcode is 99) and valgrind's log must show no error and
 #     no definitely or indirectly lost block (the log is printed on
 #     failure).
-# The S3 case goes through the strict front; the _local case uses file://.
+# The S3 cases go through the strict front (one of them with the
+# CachePlugin's S3 driver, compressed and encrypted); the _local case uses
+# file://.
 #
 # An ASan build (--enable-sanitizers; the daemon links libasan) cannot run
 # under valgrind: the cases are skipped there, with that reason (the ASan
@@ -106,11 +108,13 @@ jqtrue()
 	jq -e "$2" "$1" >/dev/null 2>&1 || fail "$1: jq '$2' is not true: $(head -c 800 "$1")"
 }
 
-# write_config: config.json from the example, pointed at the test servers.
+# write_config: config.json from the example, pointed at the test servers;
+# CACHE_OPTIONS (JSON), when set, replaces the CachePlugin's options and
+# CACHE_DRIVER names the driver they choose.
 write_config()
 {
 	(umask 077 && jq --arg c "$DAEMON_C" --arg so "$WEBHOOK_SO" --arg url "$HOOK_URL" \
-	    --argjson mount "$MOUNT_JSON" '
+	    --argjson mount "$MOUNT_JSON" --argjson cache "${CACHE_OPTIONS:-null}" '
 	    .connectionString = $c
 	    | .mount = $mount
 	    | .plugins |= map(
@@ -118,9 +122,11 @@ write_config()
 	            .path = $so | .options.webhookUrl = $url | .options.resources = ["users", "notes"]
 	        elif type == "object" and .name == "MetricsPlugin" then
 	            .options.flushInterval = 500
+	        elif type == "object" and .name == "CachePlugin" and $cache != null then
+	            .options = $cache
 	        else . end)' "$EXAMPLE" >config.json) || fail "cannot adapt $EXAMPLE"
 	jqtrue config.json '[.plugins[] | .name // "so"] == ["CostsPlugin", "MetricsPlugin", "CachePlugin", "so"]'
-	jqtrue config.json '.plugins[2].options.driverType == "memory"'
+	jqtrue config.json ".plugins[2].options.driverType == \"$CACHE_DRIVER\""
 }
 
 is_mounted()
@@ -209,6 +215,7 @@ valgrind_clean()
 
 do_plugin_workload_runs_clean_under_valgrind()
 {
+	CACHE_DRIVER=${CACHE_DRIVER:-memory}
 	printf '%s' '{"attributes":{"name":"string|required","age":"number|optional"},"timestamps":false}' |
 	    cli schema users >/dev/null 2>seed.err || fail "schema users: $(cat seed.err)"
 	write_config
@@ -250,13 +257,17 @@ do_plugin_workload_runs_clean_under_valgrind()
 		[ $i -le 150 ] || fail "no insert counter in .metrics.prom after 30 s: $(head -c 600 metrics.prom)"
 		sleep 0.2
 	done
-	wait_json "$MNT/.cache" '.driver == "memory" and .hits >= 1 and .misses >= 1 and .entries >= 1' 30
+	wait_json "$MNT/.cache" ".driver == \"$CACHE_DRIVER\" and .hits >= 1 and .misses >= 1 and .entries >= 1" 30
 	# insert ada, insert bob, update ada, delete bob, insert notes/n1
 	wait_json "$MNT/.webhook" '.sent == 5 and .failed == 0 and .dropped == 0' 60
 
 	# the commands the files take
+	# (the metrics thread may flush, and so make requests, at any time:
+	# the counts fall, not necessarily to 0)
+	before=$(jq '.requests.total' costs.json)
 	echo reset >"$MNT/.costs" || fail "echo reset > .costs failed"
-	wait_json "$MNT/.costs" '.requests.total == 0' 30
+	wait_json "$MNT/.costs" ".requests.total < $before" 30
+	grep -q 'CostsPlugin: /.costs: counters reset' "$MNT.log" || fail "no reset in the log"
 	echo flush >"$MNT/.metrics" || fail "echo flush > .metrics failed"
 	echo reset >"$MNT/.metrics" || fail "echo reset > .metrics failed"
 	echo clear >"$MNT/.cache" || fail "echo clear > .cache failed"
@@ -304,8 +315,24 @@ plugin_workload_runs_clean_under_valgrind_local_head() { common_head; }
 plugin_workload_runs_clean_under_valgrind_local_body() { setup; use_local; do_plugin_workload_runs_clean_under_valgrind; }
 plugin_workload_runs_clean_under_valgrind_local_cleanup() { cleanup_mounts; }
 
+# The CachePlugin's S3 driver (its objects in the bucket, gzip and
+# AES-256-GCM bodies) instead of the memory driver.
+atf_test_case plugin_workload_with_the_s3_cache_runs_clean_under_valgrind cleanup
+plugin_workload_with_the_s3_cache_runs_clean_under_valgrind_head() { common_head; }
+plugin_workload_with_the_s3_cache_runs_clean_under_valgrind_body()
+{
+	setup
+	use_s3
+	CACHE_DRIVER=s3
+	CACHE_OPTIONS='{"driverType": "s3", "ttl": 600000,
+	    "s3Options": {"compression": true, "encryption": true, "encryptionKey": "valgrind test key"}}'
+	do_plugin_workload_runs_clean_under_valgrind
+}
+plugin_workload_with_the_s3_cache_runs_clean_under_valgrind_cleanup() { cleanup_mounts; }
+
 atf_init_test_cases()
 {
 	atf_add_test_case plugin_workload_runs_clean_under_valgrind
 	atf_add_test_case plugin_workload_runs_clean_under_valgrind_local
+	atf_add_test_case plugin_workload_with_the_s3_cache_runs_clean_under_valgrind
 }
