@@ -45,7 +45,8 @@ common_head()
 # skip_or_require_valgrind: skips an ASan build, fails without valgrind.
 skip_or_require_valgrind()
 {
-	if ldd "$S3DBFS" 2>/dev/null | grep -q 'libasan'; then
+	# (gcc links libasan.so; clang links its runtime statically)
+	if ldd "$S3DBFS" 2>/dev/null | grep -q 'libasan' || grep -qa '__asan_init' "$S3DBFS"; then
 		atf_skip "$S3DBFS is an ASan build (it links libasan): valgrind cannot run it"
 	fi
 	command -v valgrind >/dev/null 2>&1 ||
