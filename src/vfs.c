@@ -142,6 +142,11 @@ typedef struct vnode {
 	struct timespec atime, mtime;
 	const vvirt *virt;
 	char *query;
+	/* who last opened it for writing (process name copied into
+	 * writer_process): the context of a store made at release, where
+	 * FUSE gives no caller, or at unmount */
+	s3db_ctx writer;
+	char writer_process[64];
 } vnode;
 
 typedef struct vhandle {
@@ -1419,22 +1424,24 @@ static char *render_status(vfs *v, size_t *len)
 }
 
 typedef struct render_purge {
-	double now;
+	double now, keep_ms;
 	strv old;
 } render_purge;
 
 static int collect_old_render(void *ud, const char *key, void *value)
 {
 	render_purge *w = ud;
-	if (w->now - ((vrender *)value)->made_ms >= VFS_RENDER_KEEP_MS)
+	if (w->now - ((vrender *)value)->made_ms >= w->keep_ms)
 		strv_push(&w->old, key);
 	return 0;
 }
 
-/* Drops renders no open came for (stat without open). */
-static void purge_renders(vfs *v)
+/* Drops the renders made keep_ms or more ago: those no open came for
+ * (stat without open) with VFS_RENDER_KEEP_MS, every one with 0 (a write
+ * to a plugin's file may change what any of them shows). */
+static void purge_renders(vfs *v, double keep_ms)
 {
-	render_purge w = { .now = mono() };
+	render_purge w = { .now = mono(), .keep_ms = keep_ms };
 	strv_init(&w.old);
 	pthread_mutex_lock(&v->lock);
 	vmap_each(&v->renders, collect_old_render, &w);
@@ -1491,7 +1498,7 @@ static int render_virtual(vfs *v, const vpath *p, int for_getattr, char **text, 
 		return rc;
 	}
 	if (for_getattr) {
-		purge_renders(v);
+		purge_renders(v, VFS_RENDER_KEEP_MS);
 		vrender *r = calloc(1, sizeof *r);
 		if (r && (r->text = malloc(*len + 1)) != NULL) {
 			memcpy(r->text, *text, *len);
@@ -2636,6 +2643,22 @@ static int store_schema(vfs *v, const char *rname, const char *text, size_t len,
 	return 0;
 }
 
+/* The context a store of n runs with, copied into *out (process name in
+ * buf): the caller's, or n's last writer when the caller is unknown (NULL
+ * or pid 0).  Lock held. */
+static const s3db_ctx *commit_ctx(const vnode *n, const s3db_ctx *ctx, s3db_ctx *out, char *buf,
+                                  size_t cap)
+{
+	if ((!ctx || ctx->pid == 0) && n->writer.pid != 0)
+		ctx = &n->writer;
+	if (!ctx)
+		return NULL;
+	*out = *ctx;
+	snprintf(buf, cap, "%s", ctx->process ? ctx->process : "");
+	out->process = buf;
+	return out;
+}
+
 /* Stores a node's content if it changed since it was last stored (or
  * tried).  0, or -errno (recorded in /.errors).  The node must be held
  * (a handle).  No lock held. */
@@ -2643,6 +2666,11 @@ static int node_commit(vfs *v, vnode *n, const s3db_ctx *ctx, const char *op)
 {
 	if (n->kind == NK_SNAPSHOT || n->kind == NK_SCRATCH)
 		return 0;
+	s3db_ctx who;
+	char who_process[sizeof n->writer_process];
+	pthread_mutex_lock(&v->lock);
+	ctx = commit_ctx(n, ctx, &who, who_process, sizeof who_process);
+	pthread_mutex_unlock(&v->lock);
 	char reason[REASON_CAP];
 	reason[0] = '\0';
 	int rc;
@@ -2661,6 +2689,9 @@ static int node_commit(vfs *v, vnode *n, const s3db_ctx *ctx, const char *op)
 		if (rc > 0)
 			rc = -rc;
 		free(text);
+		/* the next open shows the content as it is now, not a render
+		 * a getattr made before this write */
+		purge_renders(v, 0);
 		pthread_mutex_lock(&v->lock);
 		n->aseq = seq;
 		n->last_rc = rc;
@@ -3069,10 +3100,33 @@ static int open_common(vfs *v, const char *path, int flags, uint64_t *fh, int *k
 	return rc;
 }
 
+/* Remembers ctx as the writer of the node behind a handle opened for
+ * writing, so that a store made later without a caller (release,
+ * unmount) reports who wrote.  Nothing for read-only handles or an
+ * unknown caller (pid 0). */
+static void note_writer(vfs *v, uint64_t fh, const s3db_ctx *ctx)
+{
+	if (!ctx || ctx->pid == 0)
+		return;
+	pthread_mutex_lock(&v->lock);
+	vhandle *h = handle_get(v, fh);
+	if (h && wants_write(h->flags)) {
+		vnode *n = h->node;
+		n->writer = *ctx;
+		snprintf(n->writer_process, sizeof n->writer_process, "%s",
+		         ctx->process ? ctx->process : "");
+		n->writer.process = n->writer_process;
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
 int vfs_open_file(vfs *v, const char *path, int flags, uint64_t *fh, int *keep_cache,
                   const s3db_ctx *ctx)
 {
-	return open_common(v, path, flags, fh, keep_cache, ctx);
+	int rc = open_common(v, path, flags, fh, keep_cache, ctx);
+	if (!rc)
+		note_writer(v, *fh, ctx);
+	return rc;
 }
 
 int vfs_create(vfs *v, const char *path, mode_t mode, int flags, uint64_t *fh,
@@ -3080,8 +3134,10 @@ int vfs_create(vfs *v, const char *path, mode_t mode, int flags, uint64_t *fh,
 {
 	(void)mode;
 	int rc = open_common(v, path, flags | O_CREAT, fh, NULL, ctx);
-	if (!rc)
+	if (!rc) {
+		note_writer(v, *fh, ctx);
 		dir_changed(v, path);
+	}
 	return rc;
 }
 
@@ -4482,14 +4538,20 @@ int vfs_removexattr(vfs *v, const char *path, const char *name)
 int vfs_add_virtual_file(vfs *v, const char *path, vfs_read_fn read_fn, vfs_write_fn write_fn,
                          void *ud, int listed)
 {
-	if (!path || path[0] != '/' || !path[1] || strchr(path, '?') || !read_fn ||
-	    s3db_str_ends(path, "/"))
+	/* "/.search?" registers /.search as a file that takes a query: never
+	 * listed; the '?' may only end the path */
+	const char *q = path ? strchr(path, '?') : NULL;
+	if (!path || path[0] != '/' || !path[1] || (q && q[1]) || q == path + 1 || !read_fn ||
+	    s3db_str_ends(path, "/") || (q && q[-1] == '/'))
 		return -EINVAL;
+	if (q)
+		listed = 0;
 	vvirt *x = calloc(1, sizeof *x);
-	if (!x || !(x->path = strdup(path))) {
+	if (!x || !(x->path = q ? s3db_strndup(path, (size_t)(q - path)) : strdup(path))) {
 		free(x);
 		return -ENOMEM;
 	}
+	path = x->path;
 	x->read_fn = read_fn;
 	x->write_fn = write_fn;
 	x->ud = ud;

@@ -234,9 +234,14 @@ void vfs_cache_stats_get(vfs *v, vfs_cache_stats *out);
 /* A read-only (or, with write_fn, writable) file whose content is made
  * when it is opened.  read_fn returns malloc'd text in *text (vfs frees
  * it); write_fn receives the whole written content at flush and returns 0
- * or -errno.  Paths like "/.costs" or "/<res>/.metrics".  name may carry
- * a query ("/.search?q=word") — the vfs passes the part after '?' as
- * `query` (percent-decoded), and such names are never listed. */
+ * or -errno.  Paths like "/.costs" or "/<res>/.metrics".  Any opened
+ * name may carry a query ("/.costs?x=1", "/.search?q=word"): the vfs
+ * passes the part after '?' as `query` (percent-decoded; NULL without
+ * one).  A path registered with a trailing '?' ("/.search?") is a file
+ * made for queries: never listed, whatever `listed` says.  A write that
+ * succeeds drops every render kept for a getattr, so the next open shows
+ * its effect.  Returns 0, -EINVAL (bad path, no read_fn), -EEXIST,
+ * -ENOMEM. */
 typedef int (*vfs_read_fn)(void *ud, const char *query, char **text, size_t *len);
 typedef int (*vfs_write_fn)(void *ud, const char *data, size_t len);
 int vfs_add_virtual_file(vfs *v, const char *path, vfs_read_fn read_fn,

@@ -1556,6 +1556,106 @@ VFS_CASE(plugins_add_virtual_files_and_request_observers)
 	sbuf_free(&got);
 }
 
+/* A counter plugin file: reads show "n=<count>", writing "reset" zeroes
+ * it, anything else is -EINVAL. */
+static int counter_read(void *ud, const char *query, char **text, size_t *len)
+{
+	*text = s3db_asprintf("n=%d%s%s\n", *(int *)ud, query ? " q=" : "", query ? query : "");
+	*len = strlen(*text);
+	return 0;
+}
+
+static int counter_write(void *ud, const char *data, size_t len)
+{
+	if (len >= 5 && !strncmp(data, "reset", 5)) {
+		*(int *)ud = 0;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+VFS_CASE(a_write_to_a_plugin_file_shows_in_the_next_read_at_once)
+{
+	tree_open(c);
+	int n = 7;
+	ATF_REQUIRE_EQ(vfs_add_virtual_file(c->v, "/.counter", counter_read, counter_write, &n, 1), 0);
+	struct stat st;
+	/* the shell's `echo reset > /.counter; cat /.counter`: lookup
+	 * (getattr), open, write, close, then getattr + open again */
+	ATF_REQUIRE_EQ(t_stat(c, "/.counter", &st), 0);
+	ATF_REQUIRE_EQ(st.st_size, (off_t)strlen("n=7\n"));
+	ATF_REQUIRE_EQ(t_write(c, "/.counter", "reset\n", O_WRONLY | O_TRUNC), 0);
+	ATF_REQUIRE_EQ(n, 0);
+	char *s = cat(c, "/.counter");
+	ATF_REQUIRE_STREQ(s, "n=0\n");
+	free(s);
+	ATF_REQUIRE_EQ(t_write(c, "/.counter", "bogus\n", O_WRONLY | O_TRUNC), -EINVAL);
+}
+
+VFS_CASE(a_file_registered_for_queries_is_never_listed)
+{
+	tree_open(c);
+	int n = 3;
+	ATF_REQUIRE_EQ(vfs_add_virtual_file(c->v, "/.search?", counter_read, NULL, &n, 1), 0);
+	ATF_REQUIRE_EQ(vfs_add_virtual_file(c->v, "/.search", counter_read, NULL, &n, 1), -EEXIST);
+	ATF_REQUIRE_EQ(vfs_add_virtual_file(c->v, "/.bad?x", counter_read, NULL, &n, 1), -EINVAL);
+	ATF_REQUIRE_EQ(vfs_add_virtual_file(c->v, "/?", counter_read, NULL, &n, 1), -EINVAL);
+	strv names;
+	ls(c, "/", &names);
+	ATF_REQUIRE(!has(&names, ".search"));
+	strv_free(&names);
+	char *s = cat(c, "/.search?q=big%20cat");
+	ATF_REQUIRE_STREQ(s, "n=3 q=q=big cat\n");
+	free(s);
+	s = cat(c, "/.search");
+	ATF_REQUIRE_STREQ(s, "n=3\n");
+	free(s);
+}
+
+typedef struct seen_ctx {
+	int events;
+	pid_t pid;
+	char process[32];
+} seen_ctx;
+
+static s3db_code remember_writer(void *ud, const s3db_event *ev)
+{
+	seen_ctx *w = ud;
+	if (ev->type == S3DB_EV_AFTER_INSERT || ev->type == S3DB_EV_AFTER_UPDATE) {
+		w->events++;
+		w->pid = ev->ctx->pid;
+		snprintf(w->process, sizeof w->process, "%s", ev->ctx->process ? ev->ctx->process : "");
+	}
+	return S3DB_OK;
+}
+
+VFS_CASE(a_record_stored_at_release_carries_the_writer_s_context)
+{
+	users_abc(c);
+	seen_ctx w = { 0 };
+	int id = s3db_on(c->db, remember_writer, &w);
+	s3db_ctx tee = { .uid = 1000, .gid = 1000, .pid = 4242, .process = "tee", .origin = "fuse" };
+	s3db_ctx nobody = { .process = "", .origin = "fuse" }; /* FUSE's release: pid 0 */
+	uint64_t fh = 0;
+	ATF_REQUIRE_EQ(vfs_open_file(c->v, "/users/a.json", O_WRONLY | O_TRUNC, &fh, NULL, &tee), 0);
+	const char *t = "{\"name\":\"Written by tee\"}";
+	ATF_REQUIRE_EQ(vfs_write(c->v, fh, t, strlen(t), 0), (int)strlen(t));
+	ATF_REQUIRE_EQ(vfs_release(c->v, fh, &nobody), 0);
+	ATF_REQUIRE_EQ(w.events, 1);
+	ATF_REQUIRE_EQ(w.pid, 4242);
+	ATF_REQUIRE_STREQ(w.process, "tee");
+	/* and at unmount, where there is no caller at all */
+	ATF_REQUIRE_EQ(vfs_open_file(c->v, "/users/b.json", O_WRONLY | O_TRUNC, &fh, NULL, &tee), 0);
+	t = "{\"name\":\"Stored at unmount\"}";
+	ATF_REQUIRE_EQ(vfs_write(c->v, fh, t, strlen(t), 0), (int)strlen(t));
+	ATF_REQUIRE_EQ(vfs_close(c->v), 0);
+	c->v = NULL;
+	ATF_REQUIRE_EQ(w.events, 2);
+	ATF_REQUIRE_EQ(w.pid, 4242);
+	ATF_REQUIRE_STREQ(w.process, "tee");
+	s3db_off(c->db, id);
+}
+
 VFS_CASE(a_database_written_by_s3db_js_7_is_read_only)
 {
 	/* put a 7.x catalogue in place */
@@ -1948,6 +2048,9 @@ ATF_TP_ADD_TCS(tp)
 	ADD_CASE(tp, modes_owners_and_xattrs_are_read_only);
 	ADD_CASE(tp, close_stores_pending_writes);
 	ADD_CASE(tp, plugins_add_virtual_files_and_request_observers);
+	ADD_CASE(tp, a_write_to_a_plugin_file_shows_in_the_next_read_at_once);
+	ADD_CASE(tp, a_file_registered_for_queries_is_never_listed);
+	ADD_CASE(tp, a_record_stored_at_release_carries_the_writer_s_context);
 	ADD_CASE(tp, a_database_written_by_s3db_js_7_is_read_only);
 	ADD_CASE(tp, concurrent_writers_and_readers_see_their_records);
 	ATF_TP_ADD_TC(tp, s3__storage_failures_give_eio_and_refused_credentials_eacces);
