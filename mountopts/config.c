@@ -100,8 +100,7 @@ static const popt cache_opts[] = {
 };
 /* the guide's structure's prices, as an option (s3dbfs) */
 static const popt costs_prices[] = {
-	NUM("put"), NUM("copy"), NUM("list"), NUM("post"), NUM("get"), NUM("head"), NUM("delete"),
-	NUM("select"), END,
+	NUM("put"), NUM("get"), NUM("head"), NUM("delete"), NUM("list"), END,
 };
 static const popt costs_opts[] = { OBJ("prices", costs_prices), END };
 static const popt metrics_alerts[] = {
