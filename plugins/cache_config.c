@@ -240,7 +240,8 @@ static int identity_digest(const char *a, const char *b, unsigned char out[32])
 	unsigned int len = 0;
 	int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
 	         (!a || EVP_DigestUpdate(md, a, strlen(a) + 1) == 1) &&
-	         EVP_DigestUpdate(md, "|", 1) == 1 && (!b || EVP_DigestUpdate(md, b, strlen(b) + 1) == 1) &&
+	         EVP_DigestUpdate(md, "|", 1) == 1 &&
+	         (!b || EVP_DigestUpdate(md, b, strlen(b) + 1) == 1) &&
 	         EVP_DigestFinal_ex(md, out, &len) == 1 && len == 32;
 	EVP_MD_CTX_free(md);
 	return ok ? 0 : -1;
