@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include "cache_plugin.h"
 #include "codec.h"
 #include "util.h"
@@ -228,6 +229,74 @@ void cache_config_free(cache_config *cfg)
 	memset(cfg, 0, sizeof *cfg);
 }
 
+/* SHA-256 of the texts (each with its NUL, NULL as nothing) into out;
+ * all zeros when every text is NULL. */
+static int identity_digest(const char *a, const char *b, unsigned char out[32])
+{
+	memset(out, 0, 32);
+	if (!a && !b)
+		return 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int len = 0;
+	int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	         (!a || EVP_DigestUpdate(md, a, strlen(a) + 1) == 1) &&
+	         EVP_DigestUpdate(md, "|", 1) == 1 &&
+	         (!b || EVP_DigestUpdate(md, b, strlen(b) + 1) == 1) &&
+	         EVP_DigestFinal_ex(md, out, &len) == 1 && len == 32;
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : -1;
+}
+
+s3db_code cache_identity_of(const cache_config *cfg, cache_identity *id, s3db_error *err)
+{
+	memset(id, 0, sizeof *id);
+	id->memory = cfg->memory;
+	if (cfg->memory)
+		return S3DB_OK;
+	id->encryption = cfg->encryption;
+	if (!(id->key_prefix = strdup(cfg->key_prefix ? cfg->key_prefix : "")) ||
+	    (cfg->bucket && !(id->bucket = strdup(cfg->bucket))))
+		return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	if (identity_digest(cfg->connection_string, NULL, id->connection_string) ||
+	    identity_digest(cfg->access_key, cfg->secret_key, id->credentials) ||
+	    identity_digest(cfg->encryption ? cfg->encryption_key : NULL, NULL, id->encryption_key))
+		return s3db_error_set(err, S3DB_ERR_CRYPTO, "CachePlugin: cannot digest the options");
+	return S3DB_OK;
+}
+
+static int same_text(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+const char *cache_identity_change(const cache_identity *a, const cache_identity *b)
+{
+	if (a->memory != b->memory)
+		return "driver (driverType)";
+	if (a->memory)
+		return NULL; /* the memory driver keeps nothing outside the process */
+	if (!same_text(a->key_prefix, b->key_prefix))
+		return "s3Options.prefix (keyPrefix)";
+	if (!same_text(a->bucket, b->bucket))
+		return "s3Options.bucket";
+	if (CRYPTO_memcmp(a->connection_string, b->connection_string, 32) != 0)
+		return "s3Options.connectionString";
+	if (CRYPTO_memcmp(a->credentials, b->credentials, 32) != 0)
+		return "s3Options.accessKeyId/secretAccessKey";
+	if (a->encryption != b->encryption)
+		return "s3Options.encryption";
+	if (CRYPTO_memcmp(a->encryption_key, b->encryption_key, 32) != 0)
+		return "s3Options.encryptionKey";
+	return NULL;
+}
+
+void cache_identity_free(cache_identity *id)
+{
+	free(id->key_prefix);
+	free(id->bucket);
+	OPENSSL_cleanse(id, sizeof *id);
+}
+
 char *cache_config_bucket_connstr(const char *described, const char *bucket,
                                   const char *access_key, const char *secret_key)
 {
@@ -276,8 +345,6 @@ s3db_code cache_config_open_s3(const cache_config *cfg, const s3db_plugin_api *a
 	memset(out, 0, sizeof *out);
 	out->api = api;
 	out->target = db;
-	out->compression = cfg->compression;
-	out->ttl_ms = cfg->ttl_ms;
 	if (!(out->base = s3db_asprintf("plugin=cache/%s/", cfg->key_prefix)))
 		return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
 	if (cfg->encryption && cache_crypto_derive(&out->crypto, cfg->encryption_key))

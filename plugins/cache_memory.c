@@ -17,7 +17,7 @@ typedef struct mem_entry {
 	char *key;
 	json_object *value;
 	size_t bytes;
-	int64_t expires_ms;              /* 0: never                         */
+	int64_t stored_ms;               /* when set: expiry is stored + ttl  */
 	struct mem_entry *chain;         /* next in the bucket               */
 	struct mem_entry *prev, *next;   /* recency list                     */
 } mem_entry;
@@ -40,6 +40,16 @@ static size_t key_hash(const char *s)
 	return (size_t)h;
 }
 
+/* The bucket count for max_size entries: a power of two >= 64, about
+ * twice max_size, at most 2^20. */
+static size_t buckets_for(size_t max_size)
+{
+	size_t n = 64;
+	while (n < 2 * max_size && n < (1u << 20))
+		n *= 2;
+	return n;
+}
+
 cache_memory *cache_memory_new(size_t max_size, int64_t ttl_ms)
 {
 	cache_memory *m = calloc(1, sizeof *m);
@@ -47,9 +57,7 @@ cache_memory *cache_memory_new(size_t max_size, int64_t ttl_ms)
 		return NULL;
 	m->max_size = max_size ? max_size : 1;
 	m->ttl_ms = ttl_ms > 0 ? ttl_ms : 0;
-	m->nbuckets = 64;
-	while (m->nbuckets < 2 * m->max_size && m->nbuckets < (1u << 20))
-		m->nbuckets *= 2;
+	m->nbuckets = buckets_for(m->max_size);
 	m->buckets = calloc(m->nbuckets, sizeof *m->buckets);
 	if (!m->buckets) {
 		free(m);
@@ -105,9 +113,10 @@ static void entry_drop(cache_memory *m, mem_entry *e)
 	free(e);
 }
 
-static int expired(const mem_entry *e, int64_t now_ms)
+/* Lock held (m->ttl_ms may change under it). */
+static int expired(const cache_memory *m, const mem_entry *e, int64_t now_ms)
 {
-	return e->expires_ms && e->expires_ms <= now_ms;
+	return m->ttl_ms && e->stored_ms + m->ttl_ms <= now_ms;
 }
 
 int cache_memory_get(cache_memory *m, const char *key, int64_t now_ms, json_object **out)
@@ -115,7 +124,7 @@ int cache_memory_get(cache_memory *m, const char *key, int64_t now_ms, json_obje
 	*out = NULL;
 	pthread_mutex_lock(&m->lock);
 	mem_entry *e = *slot_of(m, key);
-	if (e && expired(e, now_ms)) {
+	if (e && expired(m, e, now_ms)) {
 		entry_drop(m, e);
 		m->expirations++;
 		e = NULL;
@@ -146,7 +155,7 @@ int cache_memory_set(cache_memory *m, const char *key, json_object *value, int64
 	}
 	e->value = copy;
 	e->bytes = strlen(text) + strlen(key);
-	e->expires_ms = m->ttl_ms ? now_ms + m->ttl_ms : 0;
+	e->stored_ms = now_ms;
 	free(text);
 	pthread_mutex_lock(&m->lock);
 	mem_entry *old = *slot_of(m, key);
@@ -196,7 +205,7 @@ size_t cache_memory_purge(cache_memory *m, int64_t now_ms)
 	pthread_mutex_lock(&m->lock);
 	for (mem_entry *e = m->head, *next; e; e = next) {
 		next = e->next;
-		if (expired(e, now_ms)) {
+		if (expired(m, e, now_ms)) {
 			entry_drop(m, e);
 			n++;
 		}
@@ -212,6 +221,52 @@ void cache_memory_clear(cache_memory *m)
 	while (m->head)
 		entry_drop(m, m->head);
 	pthread_mutex_unlock(&m->lock);
+}
+
+/* Moves every entry into `buckets` (n of them, zeroed) and frees the old
+ * table.  Lock held. */
+static void rehash(cache_memory *m, mem_entry **buckets, size_t n)
+{
+	for (size_t i = 0; i < m->nbuckets; i++)
+		for (mem_entry *e = m->buckets[i], *next; e; e = next) {
+			next = e->chain;
+			mem_entry **slot = &buckets[key_hash(e->key) & (n - 1)];
+			e->chain = *slot;
+			*slot = e;
+		}
+	free(m->buckets);
+	m->buckets = buckets;
+	m->nbuckets = n;
+}
+
+size_t cache_memory_configure(cache_memory *m, size_t max_size, int64_t ttl_ms)
+{
+	if (!max_size)
+		max_size = 1;
+	size_t want = buckets_for(max_size);
+	/* a bigger table is allocated outside the lock; out of memory keeps
+	 * the old one (longer chains, still correct) */
+	mem_entry **bigger = NULL;
+	pthread_mutex_lock(&m->lock);
+	size_t have = m->nbuckets;
+	pthread_mutex_unlock(&m->lock);
+	if (want > have)
+		bigger = calloc(want, sizeof *bigger);
+	size_t evicted = 0;
+	pthread_mutex_lock(&m->lock);
+	m->max_size = max_size;
+	m->ttl_ms = ttl_ms > 0 ? ttl_ms : 0;
+	while (m->entries > m->max_size && m->tail) {
+		entry_drop(m, m->tail);
+		m->evictions++;
+		evicted++;
+	}
+	if (bigger && want > m->nbuckets)
+		rehash(m, bigger, want);
+	else
+		free(bigger);
+	pthread_mutex_unlock(&m->lock);
+	return evicted;
 }
 
 void cache_memory_get_stats(cache_memory *m, cache_memory_stats *st)

@@ -9,7 +9,9 @@
  * its JSON text.  Lookups move an entry to the front; a store beyond
  * maxSize evicts from the back (counted as evictions).  Expired entries
  * are misses and are dropped when met, and by cache_memory_purge (the
- * checkPeriod thread).
+ * checkPeriod thread).  An entry expires ttl after it was stored, with
+ * the ttl in force when it is looked at: cache_memory_configure's new ttl
+ * applies to the entries already there.
  */
 #ifndef S3DB_CACHE_MEMORY_H
 #define S3DB_CACHE_MEMORY_H
@@ -36,6 +38,10 @@ size_t cache_memory_delete_if(cache_memory *m, int (*pred)(void *ud, const char 
 /* Drops expired entries; returns how many. */
 size_t cache_memory_purge(cache_memory *m, int64_t now_ms);
 void cache_memory_clear(cache_memory *m);
+/* Changes maxSize and ttl while in use (both at once, under the driver's
+ * lock): a smaller max_size evicts the least recently used entries at
+ * once (counted as evictions).  Returns how many were evicted. */
+size_t cache_memory_configure(cache_memory *m, size_t max_size, int64_t ttl_ms);
 
 typedef struct cache_memory_stats {
 	size_t entries, bytes, max_size;

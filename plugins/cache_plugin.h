@@ -37,6 +37,28 @@ typedef struct cache_config {
 s3db_code cache_config_parse(json_object *options, cache_config *cfg, s3db_error *err);
 void cache_config_free(cache_config *cfg);
 
+/* What the stored entries depend on: the driver and, for the S3 driver,
+ * where the objects are and how they are sealed.  A change of any of it
+ * while the plugin runs would orphan or misread the entries, so live
+ * reconfiguration refuses it.  Secrets (connection string, credentials,
+ * encryption key) are kept only as SHA-256 digests. */
+typedef struct cache_identity {
+	int memory;
+	char *key_prefix;                      /* S3 driver; NULL for memory */
+	char *bucket;                          /* NULL: none given           */
+	int encryption;
+	unsigned char connection_string[32];   /* digests; zeros: none given */
+	unsigned char credentials[32];
+	unsigned char encryption_key[32];
+} cache_identity;
+
+/* Fills *id from a parsed configuration (cache_identity_free it). */
+s3db_code cache_identity_of(const cache_config *cfg, cache_identity *id, s3db_error *err);
+/* The option name ("driver", "s3Options.bucket", ...) of the first part
+ * of the identity that differs between a and b, or NULL when none does. */
+const char *cache_identity_change(const cache_identity *a, const cache_identity *b);
+void cache_identity_free(cache_identity *id);
+
 /* Prepares the S3 driver: the target database (the plugin's own, or one
  * opened for s3Options.bucket / connectionString), key base, compression
  * and the encryption key. */

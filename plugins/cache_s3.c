@@ -39,10 +39,11 @@ int cache_s3_get(cache_s3 *c, const char *cache_key, json_object **out, s3db_err
 	return rc == S3DB_OK && *out != NULL;
 }
 
-s3db_code cache_s3_set(cache_s3 *c, const char *cache_key, json_object *value, s3db_error *err)
+s3db_code cache_s3_set(cache_s3 *c, const char *cache_key, json_object *value, int compression,
+                       int64_t ttl_ms, s3db_error *err)
 {
 	cache_body_opts o = {
-		.compression = c->compression, .ttl_ms = c->ttl_ms, .now_ms = s3db_now_ms(),
+		.compression = compression, .ttl_ms = ttl_ms, .now_ms = s3db_now_ms(),
 		.crypto = &c->crypto, .aad = cache_key,
 	};
 	char *body = NULL;

@@ -26,8 +26,6 @@ typedef struct cache_s3 {
 	s3db *target;              /* where the objects go (borrowed or own) */
 	s3db *own;                 /* opened for the cache, closed at free   */
 	char *base;                /* "plugin=cache/<keyPrefix>/"            */
-	int compression;
-	int64_t ttl_ms;
 	cache_crypto crypto;
 } cache_s3;
 
@@ -37,7 +35,12 @@ char *cache_s3_object_key(const cache_s3 *c, const char *cache_key);
 /* 1 and *out (owned by the caller) on a live entry; 0 on a miss (an
  * error counts as a miss and is reported in err). */
 int cache_s3_get(cache_s3 *c, const char *cache_key, json_object **out, s3db_error *err);
-s3db_code cache_s3_set(cache_s3 *c, const char *cache_key, json_object *value, s3db_error *err);
+/* Stores value under cache_key, gzipped when compression is on and the
+ * text long enough, expiring ttl_ms from now (0: never).  compression and
+ * ttl are arguments, not members of c: they may change while the plugin
+ * runs (its live options), the location and key may not. */
+s3db_code cache_s3_set(cache_s3 *c, const char *cache_key, json_object *value, int compression,
+                       int64_t ttl_ms, s3db_error *err);
 s3db_code cache_s3_delete(cache_s3 *c, const char *cache_key, s3db_error *err);
 /* Deletes the objects under "<base>resource=<R>/" whose cache key pred
  * accepts (one LIST, one DELETE per object); *n (optional) counts them. */

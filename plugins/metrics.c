@@ -27,9 +27,22 @@
  *
  * Files: /.metrics (JSON; writing "flush" persists now, "reset" zeroes
  * the in-memory aggregates) and /.metrics.prom (read-only).
+ *
+ * Live reconfiguration (metrics_reconfigure): every option but
+ * resourceNames may change while the plugin runs.  The new set is parsed
+ * by the same code as at setup; when it is valid it replaces the running
+ * set at once under the lock (the listener and the thread read a whole
+ * set, never a mix), and each changed option is logged with its old and
+ * new value.  The thread re-reads the options at each tick (<= 0.25 s), so
+ * a new flushInterval applies without waiting out the old one.  enabled
+ * false stops recording (the thread still flushes what is pending);
+ * enabled true on a plugin set up disabled opens the resources and starts
+ * the listener and the thread then.  A new resourceNames is refused: the
+ * records already stored live under the old names.
  */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -142,6 +155,13 @@ static s3db_code metrics_opt_names(json_object *v, metrics_options *o, s3db_erro
 			                    "performance)", key);
 	}
 	return rc;
+}
+
+void metrics_options_current(metrics_state *st, metrics_options *out)
+{
+	pthread_mutex_lock(&st->lock);
+	*out = st->opt;
+	pthread_mutex_unlock(&st->lock);
 }
 
 static void metrics_options_free(metrics_options *o)
@@ -371,11 +391,10 @@ static s3db_code metrics_on_event(void *ud, const s3db_event *ev)
 	if (ev->ctx && ev->ctx->origin && strcmp(ev->ctx->origin, metrics_plugin_ctx.origin) == 0)
 		return S3DB_OK;
 	uint64_t n = atomic_fetch_add_explicit(&st->seen, 1, memory_order_relaxed);
-	if (!metrics_sampled(st->opt.sample_rate, n))
-		return S3DB_OK;
 	int64_t now_ms = s3db_now_ms();
 	pthread_mutex_lock(&st->lock);
-	metrics_record(st, ev, (int)ev->type / 2, now_ms);
+	if (st->opt.enabled && metrics_sampled(st->opt.sample_rate, n))
+		metrics_record(st, ev, (int)ev->type / 2, now_ms);
 	pthread_mutex_unlock(&st->lock);
 	return S3DB_OK;
 }
@@ -461,25 +480,35 @@ static int metrics_file_write(void *ud, const char *data, size_t len)
 
 /* ---- the thread --------------------------------------------------------- */
 
+/* How long the thread sleeps between ticks under the options o: 0.25 s,
+ * or flushInterval when shorter. */
+static double metrics_tick_seconds(const metrics_options *o)
+{
+	double tick_s = 0.25;
+	if (o->flush_interval_ms > 0 && o->flush_interval_ms / 1000 < tick_s)
+		tick_s = o->flush_interval_ms / 1000;
+	return tick_s;
+}
+
 static void metrics_thread(s3db_plugin *p, void *ud)
 {
 	metrics_state *st = ud;
 	const double retention_every_ms = 3600.0 * 1000;
-	double tick_s = 0.25;
-	if (st->opt.flush_interval_ms > 0 && st->opt.flush_interval_ms / 1000 < tick_s)
-		tick_s = st->opt.flush_interval_ms / 1000;
+	metrics_options o;
+	metrics_options_current(st, &o);
 	if (st->store_metrics)
 		metrics_store_retention(st);
 	double last_flush = s3db_monotonic_ms(), last_retention = last_flush;
 	for (;;) {
-		int stopping = st->api->sleep(p, tick_s);
+		int stopping = st->api->sleep(p, metrics_tick_seconds(&o));
 		metrics_store_alerts(st);
 		if (stopping)
 			break;
+		metrics_options_current(st, &o); /* a reconfigure applies from this tick */
 		if (!st->store_metrics)
 			continue;
 		double now = s3db_monotonic_ms();
-		if ((st->opt.flush_interval_ms > 0 && now - last_flush >= st->opt.flush_interval_ms) ||
+		if ((o.flush_interval_ms > 0 && now - last_flush >= o.flush_interval_ms) ||
 		    metrics_store_batch_ready(st)) {
 			metrics_store_flush(st);
 			last_flush = s3db_monotonic_ms();
@@ -511,8 +540,8 @@ static void metrics_state_free(metrics_state *st)
 	free(st);
 }
 
-/* Registers the files, the listener and the thread. */
-static s3db_code metrics_install(metrics_state *st, s3db_error *err)
+/* Registers the two files. */
+static s3db_code metrics_add_files(metrics_state *st, s3db_error *err)
 {
 	const s3db_plugin_api *api = st->api;
 	int rc = api->add_file(st->plugin, "/.metrics", metrics_file_read_json, metrics_file_write, st,
@@ -522,14 +551,27 @@ static s3db_code metrics_install(metrics_state *st, s3db_error *err)
 	if (rc != 0)
 		return s3db_error_set(err, S3DB_ERR_INVALID_ARG, "MetricsPlugin: virtual file: %s",
 		                      strerror(-rc));
-	if (!st->opt.enabled)
+	return S3DB_OK;
+}
+
+/* Opens (or defines) the resources, subscribes the listener and registers
+ * the thread — once: at setup when enabled, or at the reconfigure that
+ * enables a plugin set up disabled.  Sets st->active on success. */
+static s3db_code metrics_activate(metrics_state *st, s3db_error *err)
+{
+	const s3db_plugin_api *api = st->api;
+	if (st->active)
 		return S3DB_OK;
+	s3db_code rc = metrics_store_open(st, err);
+	if (rc != S3DB_OK)
+		return rc;
 	if (api->on(st->plugin, metrics_on_event, st) == 0)
 		return s3db_error_set(err, S3DB_ERR_NOMEM, "MetricsPlugin: cannot subscribe to events");
-	rc = api->add_thread(st->plugin, "metrics-flush", metrics_thread, st);
-	if (rc != 0)
+	st->active = 1; /* the listener is in: never subscribe twice */
+	int trc = api->add_thread(st->plugin, "metrics-flush", metrics_thread, st);
+	if (trc != 0)
 		return s3db_error_set(err, S3DB_ERR_INTERNAL, "MetricsPlugin: thread: %s",
-		                      strerror(-rc));
+		                      strerror(-trc));
 	return S3DB_OK;
 }
 
@@ -546,20 +588,116 @@ static s3db_code metrics_setup(s3db_plugin *p, const s3db_plugin_api *api, json_
 	pthread_mutex_init(&st->flush_lock, NULL);
 	st->started_ms = s3db_now_ms();
 	s3db_code rc = metrics_parse_options(st, options, &st->opt, err);
-	if (rc == S3DB_OK && st->opt.enabled)
-		rc = metrics_store_open(st, err);
 	if (rc != S3DB_OK) {
 		metrics_state_free(st);
 		return rc;
 	}
-	api->set_state(p, st);
-	return metrics_install(st, err);
+	api->set_state(p, st); /* from here destroy frees st after a failure */
+	rc = metrics_add_files(st, err);
+	if (rc == S3DB_OK && st->opt.enabled)
+		rc = metrics_activate(st, err);
+	return rc;
 }
 
 static void metrics_destroy(s3db_plugin *p)
 {
 	if (metrics_api)
 		metrics_state_free(metrics_api->state(p));
+}
+
+/* The resource names of a and b: 1 when the same. */
+static int metrics_same_names(const metrics_options *a, const metrics_options *b)
+{
+	return strcmp(a->res_metrics, b->res_metrics) == 0 &&
+	       strcmp(a->res_errors, b->res_errors) == 0 &&
+	       strcmp(a->res_performance, b->res_performance) == 0;
+}
+
+/* A threshold for the log ("off" when not set). */
+static const char *metrics_threshold_text(double v, char *buf, size_t size)
+{
+	if (v < 0)
+		return "off";
+	snprintf(buf, size, "%g", v);
+	return buf;
+}
+
+/* Logs each option whose value differs between old and next. */
+static void metrics_log_changes(metrics_state *st, const metrics_options *old,
+                                const metrics_options *next)
+{
+	static const char *const bool_text[] = { "false", "true" };
+	const struct {
+		const char *name;
+		int before, after;
+	} flags[] = {
+		{ "enabled", old->enabled, next->enabled },
+		{ "collectPerformance", old->collect_performance, next->collect_performance },
+		{ "collectErrors", old->collect_errors, next->collect_errors },
+		{ "collectUsage", old->collect_usage, next->collect_usage },
+		{ "trackSlowQueries", old->track_slow_queries, next->track_slow_queries },
+	};
+	const struct {
+		const char *name;
+		double before, after;
+	} numbers[] = {
+		{ "retentionDays", old->retention_days, next->retention_days },
+		{ "flushInterval", old->flush_interval_ms, next->flush_interval_ms },
+		{ "sampleRate", old->sample_rate, next->sample_rate },
+		{ "slowQueryThreshold", old->slow_query_threshold_ms, next->slow_query_threshold_ms },
+		{ "batchSize", old->batch_size, next->batch_size },
+		{ "alertThresholds.errorRate", old->alert_error_rate, next->alert_error_rate },
+		{ "alertThresholds.avgResponseTime", old->alert_avg_response_ms,
+		  next->alert_avg_response_ms },
+		{ "alertThresholds.memoryUsage", old->alert_memory_usage, next->alert_memory_usage },
+	};
+	for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+		if (!flags[i].before != !flags[i].after)
+			st->api->log(st->plugin, S3DB_PLUGIN_LOG_INFO, "%s: %s -> %s (live)", flags[i].name,
+			             bool_text[!!flags[i].before], bool_text[!!flags[i].after]);
+	for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+		if (numbers[i].before == numbers[i].after)
+			continue;
+		char a[32], b[32];
+		st->api->log(st->plugin, S3DB_PLUGIN_LOG_INFO, "%s: %s -> %s (live)", numbers[i].name,
+		             metrics_threshold_text(numbers[i].before, a, sizeof a),
+		             metrics_threshold_text(numbers[i].after, b, sizeof b));
+	}
+}
+
+/* Live reconfiguration (see the top of the file): the whole new set is
+ * checked first; on any error nothing changes.  Runs on the config
+ * watcher's thread while the listener and the thread run. */
+static s3db_code metrics_reconfigure(s3db_plugin *p, json_object *options, s3db_error *err)
+{
+	metrics_state *st = metrics_api ? metrics_api->state(p) : NULL;
+	if (!st)
+		return s3db_error_set(err, S3DB_ERR_INTERNAL, "MetricsPlugin: not set up");
+	metrics_options next;
+	s3db_code rc = metrics_parse_options(st, options, &next, err);
+	if (rc == S3DB_OK && !metrics_same_names(&next, &st->opt))
+		rc = s3db_error_set(err, S3DB_ERR_UNSUPPORTED,
+		                    "MetricsPlugin: resourceNames cannot change while mounted (the "
+		                    "stored metrics live under the old names; remount to use new ones)");
+	if (rc == S3DB_OK && next.enabled)
+		rc = metrics_activate(st, err); /* no-op unless set up disabled */
+	if (rc != S3DB_OK) {
+		metrics_options_free(&next);
+		return rc;
+	}
+	/* keep the running names (equal, and borrowed by copies others hold) */
+	free(next.res_metrics);
+	free(next.res_errors);
+	free(next.res_performance);
+	pthread_mutex_lock(&st->lock);
+	metrics_options old = st->opt;
+	next.res_metrics = old.res_metrics;
+	next.res_errors = old.res_errors;
+	next.res_performance = old.res_performance;
+	st->opt = next;
+	pthread_mutex_unlock(&st->lock);
+	metrics_log_changes(st, &old, &next);
+	return S3DB_OK;
 }
 
 const s3db_plugin_def metrics_plugin_def = {
@@ -569,4 +707,5 @@ const s3db_plugin_def metrics_plugin_def = {
 	.version = "1.0",
 	.setup = metrics_setup,
 	.destroy = metrics_destroy,
+	.reconfigure = metrics_reconfigure,
 };

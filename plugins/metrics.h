@@ -11,7 +11,11 @@
  *                     and the alerts the thread writes to the log
  *
  * Locking: every aggregate below `lock` is read and written under it; the
- * listener holds it for a few arithmetic updates only.  I/O (storage,
+ * listener holds it for a few arithmetic updates only.  The options `opt`
+ * are written under `lock` too (live reconfiguration swaps the whole set
+ * at once): code outside the lock reads them through
+ * metrics_options_current, so it never sees half of an old and half of a
+ * new set.  The resource names in `opt` never change once set up.  I/O (storage,
  * logging) happens on the plugin thread or in a file callback, never under
  * `lock`.  flush_lock serialises flushes (thread vs. a "flush" written to
  * /.metrics).
@@ -103,7 +107,8 @@ typedef struct metrics_queue {
 typedef struct metrics_state {
 	s3db_plugin *plugin;
 	const s3db_plugin_api *api;
-	metrics_options opt;
+	metrics_options opt;          /* under lock (see above)           */
+	int active;                   /* listener, thread and store set up */
 	_Atomic uint64_t seen;        /* operations offered to the sampler */
 
 	pthread_mutex_t lock;
@@ -135,6 +140,9 @@ extern const s3db_ctx metrics_plugin_ctx;
 /* The queue cap: entries beyond it are counted in `dropped`. */
 enum { METRICS_QUEUE_MAX = 100000 };
 void metrics_queue_free(metrics_queue *q);
+/* A copy of the running options, taken under st->lock.  Its resource
+ * names are borrowed from st (they never change while it runs). */
+void metrics_options_current(metrics_state *st, metrics_options *out);
 
 /* ---- metrics_report.c ---- */
 /* The guide's getMetrics() structure (new object; caller puts it). */

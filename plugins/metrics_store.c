@@ -282,8 +282,10 @@ size_t metrics_store_flush(metrics_state *st)
 		             (unsigned long long)dropped);
 	size_t written = 0, failed = 0;
 	s3db_error first = { 0 };
-	for (size_t start = 0; start < b.count; start += (size_t)st->opt.batch_size) {
-		size_t end = start + (size_t)st->opt.batch_size;
+	metrics_options o;
+	metrics_options_current(st, &o);
+	for (size_t start = 0; start < b.count; start += (size_t)o.batch_size) {
+		size_t end = start + (size_t)o.batch_size;
 		if (end > b.count)
 			end = b.count;
 		for (size_t i = start; i < end; i++) {
@@ -376,7 +378,9 @@ size_t metrics_store_retention(metrics_state *st)
 	if (!st->store_metrics)
 		return 0;
 	char iso[32];
-	int64_t cutoff_ms = s3db_now_ms() - (int64_t)(st->opt.retention_days * 86400000.0);
+	metrics_options o;
+	metrics_options_current(st, &o);
+	int64_t cutoff_ms = s3db_now_ms() - (int64_t)(o.retention_days * 86400000.0);
 	s3db_iso8601(cutoff_ms, iso, sizeof iso);
 	iso[10] = '\0';
 	pthread_mutex_lock(&st->flush_lock);
@@ -421,6 +425,7 @@ static void metrics_alert(metrics_state *st, int *on, int above, const char *wha
 static void metrics_log_slow(metrics_state *st)
 {
 	pthread_mutex_lock(&st->lock);
+	double threshold_ms = st->opt.slow_query_threshold_ms;
 	metrics_queue slow = st->slow_q;
 	memset(&st->slow_q, 0, sizeof st->slow_q);
 	pthread_mutex_unlock(&st->lock);
@@ -428,7 +433,7 @@ static void metrics_log_slow(metrics_state *st)
 		st->api->log(st->plugin, S3DB_PLUGIN_LOG_WARN,
 		             "slow query: %s on %s took %.1f ms (threshold: %g ms)",
 		             metrics_op_names[slow.items[i].op], slow.items[i].resource,
-		             slow.items[i].duration_ms, st->opt.slow_query_threshold_ms);
+		             slow.items[i].duration_ms, threshold_ms);
 	if (slow.dropped)
 		st->api->log(st->plugin, S3DB_PLUGIN_LOG_WARN, "slow query: %llu more not logged",
 		             (unsigned long long)slow.dropped);
@@ -436,9 +441,8 @@ static void metrics_log_slow(metrics_state *st)
 }
 
 /* Per-resource error rates against alertThresholds.errorRate. */
-static void metrics_resource_alerts(metrics_state *st)
+static void metrics_resource_alerts(metrics_state *st, double limit)
 {
-	double limit = st->opt.alert_error_rate;
 	for (size_t i = 0;; i++) {
 		pthread_mutex_lock(&st->lock);
 		if (i >= st->nresources) {
@@ -469,10 +473,12 @@ static void metrics_resource_alerts(metrics_state *st)
 void metrics_store_alerts(metrics_state *st)
 {
 	metrics_log_slow(st);
-	const metrics_options *o = &st->opt;
+	metrics_options current;
+	const metrics_options *o = &current;
 	uint64_t count = 0, errors = 0;
 	double total_ms = 0;
 	pthread_mutex_lock(&st->lock);
+	current = st->opt;
 	for (int op = 0; op < METRICS_OPS; op++) {
 		count += st->global[op].count;
 		errors += st->global[op].errors;
@@ -483,7 +489,7 @@ void metrics_store_alerts(metrics_state *st)
 		double rate = (double)errors / (double)count;
 		metrics_alert(st, &st->alert_error_rate_on, rate > o->alert_error_rate, "errorRate", rate,
 		              o->alert_error_rate);
-		metrics_resource_alerts(st);
+		metrics_resource_alerts(st, o->alert_error_rate);
 	}
 	if (o->alert_avg_response_ms >= 0 && count && o->collect_performance) {
 		double avg = total_ms / (double)count;

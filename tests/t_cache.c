@@ -5,7 +5,9 @@
  * the library does with the cache installed: hits cost no request (the
  * request hook counts them), misses fill it, writes drop exactly the
  * entries they can affect, S3 cache objects have the spec's names and
- * bodies, encryption round-trips, /.cache shows stats and takes "clear".
+ * bodies, encryption round-trips, /.cache shows stats and takes "clear",
+ * and options changed while it runs (s3db_plugin_reconfigure, what the
+ * daemon's config watcher calls) apply at once or are refused whole.
  *
  * A small "probe" plugin set up beside the cache captures the host's api
  * table so the tests can read the cache's raw objects the way a plugin
@@ -13,6 +15,7 @@
  */
 #include <atf-c.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,15 +138,40 @@ static s3db *open_db(const char *name, int s3, s3db_resource **users)
 	return db;
 }
 
-static void add_cache(s3db *db, const char *options_json)
+/* Adds and starts the cache (after the probe); returns the plugin. */
+static s3db_plugin *add_cache(s3db *db, const char *options_json)
 {
 	s3db_error err;
+	s3db_plugin *p = NULL;
 	json_object *o = json_tokener_parse(options_json);
 	ATF_REQUIRE_MSG(o, "bad options in the test: %s", options_json);
 	CHECK_OK(s3db_plugin_add(db, &probe_def, NULL, "test", NULL, &err), &err);
-	CHECK_OK(s3db_plugin_add(db, &cache_plugin_def, o, "test", NULL, &err), &err);
+	CHECK_OK(s3db_plugin_add(db, &cache_plugin_def, o, "test", &p, &err), &err);
 	CHECK_OK(s3db_plugins_start(db, &err), &err);
 	json_object_put(o);
+	return p;
+}
+
+/* s3db_plugin_reconfigure with options_json; err receives the refusal. */
+static s3db_code reconfigure(s3db_plugin *p, const char *options_json, s3db_error *err)
+{
+	json_object *o = json_tokener_parse(options_json);
+	ATF_REQUIRE_MSG(o, "bad options in the test: %s", options_json);
+	s3db_error_clear(err);
+	s3db_code rc = s3db_plugin_reconfigure(p, o, err);
+	json_object_put(o);
+	return rc;
+}
+
+/* reconfigure must refuse options_json with code and a message naming
+ * `option`. */
+static void refused(s3db_plugin *p, const char *options_json, s3db_code code, const char *option)
+{
+	s3db_error err;
+	ATF_CHECK_EQ_MSG(code, reconfigure(p, options_json, &err), "%s: %s", options_json,
+	                 err.message);
+	ATF_CHECK_MSG(strstr(err.message, option) != NULL, "%s: the refusal does not name %s: %s",
+	              options_json, option, err.message);
 }
 
 static void get_ok(s3db_resource *res, const char *id, const char *want_name)
@@ -992,6 +1020,221 @@ ATF_TC_BODY(include_partitions_false_does_not_cache_partition_reads, tc)
 	s3db_close(db);
 }
 
+/* ---- live reconfiguration ------------------------------------------------------------ */
+
+/* maxSize shrinks at once (LRU order), a shorter ttl expires the entries
+ * already there, checkPeriod 0 becomes a purge, a bad set changes
+ * nothing. */
+static void memory_reconfigure_applies_live(const char *name, int s3)
+{
+	s3db_resource *users;
+	s3db *db = open_db(name, s3, &users);
+	s3db_plugin *p = add_cache(db, "{\"driver\":\"memory\",\"maxSize\":10,"
+	                               "\"memoryOptions\":{\"checkPeriod\":0}}");
+	get_ok(users, "u1", "Ana");
+	get_ok(users, "u2", "Bob");
+	get_ok(users, "u3", "Caio");
+	get_ok(users, "u1", "Ana"); /* u1 is now the most recent, u2 the least */
+	ATF_CHECK_EQ(3, stat_of(db, "entries"));
+	ATF_CHECK_EQ(0, stat_of(db, "evictions"));
+	s3db_error err;
+	CHECK_OK(reconfigure(p, "{\"driver\":\"memory\",\"maxSize\":2,"
+	                        "\"memoryOptions\":{\"checkPeriod\":0}}", &err), &err);
+	ATF_CHECK_EQ(2, stat_of(db, "maxSize"));
+	ATF_CHECK_EQ(2, stat_of(db, "entries"));
+	ATF_CHECK_EQ(1, stat_of(db, "evictions"));
+	int mark = atomic_load(&requests);
+	get_ok(users, "u1", "Ana");
+	get_ok(users, "u3", "Caio");
+	ATF_CHECK_EQ(0, requests_since(&mark));
+	get_ok(users, "u2", "Bob"); /* evicted by the shrink */
+	ATF_CHECK(requests_since(&mark) > 0);
+	ATF_CHECK_EQ(2, stat_of(db, "entries"));
+	/* a valid maxSize beside a bad ttl: refused whole, maxSize stays 2 */
+	refused(p, "{\"driver\":\"memory\",\"maxSize\":1,\"ttl\":\"soon\"}", S3DB_ERR_INVALID_ARG,
+	        "ttl");
+	ATF_CHECK_EQ(2, stat_of(db, "maxSize"));
+	ATF_CHECK_EQ(2, stat_of(db, "entries"));
+	/* ttl 300 ms: the entries stored under ttl 300000 expire too */
+	CHECK_OK(reconfigure(p, "{\"driver\":\"memory\",\"maxSize\":2,\"ttl\":300,"
+	                        "\"memoryOptions\":{\"checkPeriod\":0}}", &err), &err);
+	ATF_CHECK_EQ(300, stat_of(db, "ttl"));
+	usleep(400 * 1000);
+	requests_since(&mark);
+	get_ok(users, "u2", "Bob");
+	ATF_CHECK(requests_since(&mark) > 0);
+	/* checkPeriod 0 -> 100: the purge thread now drops what expires */
+	get_ok(users, "u3", "Caio");
+	ATF_CHECK(stat_of(db, "entries") >= 1);
+	CHECK_OK(reconfigure(p, "{\"driver\":\"memory\",\"maxSize\":2,\"ttl\":300,"
+	                        "\"memoryOptions\":{\"checkPeriod\":100}}", &err), &err);
+	ATF_CHECK_EQ(100, stat_of(db, "checkPeriod"));
+	usleep(1000 * 1000);
+	ATF_CHECK_EQ(0, stat_of(db, "entries"));
+	s3db_close(db);
+}
+
+ATF_TC_WITHOUT_HEAD(memory_reconfigure_applies_live_on_s3);
+ATF_TC_BODY(memory_reconfigure_applies_live_on_s3, tc)
+{
+	memory_reconfigure_applies_live("memlive", 1);
+}
+
+ATF_TC_WITHOUT_HEAD(memory_reconfigure_applies_live_on_files);
+ATF_TC_BODY(memory_reconfigure_applies_live_on_files, tc)
+{
+	memory_reconfigure_applies_live("memlive", 0);
+}
+
+ATF_TC_WITHOUT_HEAD(reconfigure_include_partitions_clears_the_cache);
+ATF_TC_BODY(reconfigure_include_partitions_clears_the_cache, tc)
+{
+	s3db_resource *users;
+	s3db *db = open_db("livepart", 1, &users);
+	s3db_plugin *p = add_cache(db, "{\"driver\":\"memory\"}");
+	get_ok(users, "u1", "Ana");
+	ATF_CHECK_EQ(2, count_in(users, "BR"));
+	int mark = atomic_load(&requests);
+	ATF_CHECK_EQ(2, count_in(users, "BR"));
+	ATF_CHECK_EQ(0, requests_since(&mark));
+	ATF_CHECK_EQ(2, stat_of(db, "entries"));
+	s3db_error err;
+	CHECK_OK(reconfigure(p, "{\"driver\":\"memory\",\"includePartitions\":false}", &err), &err);
+	ATF_CHECK_EQ(0, stat_of(db, "entries"));
+	json_object *st = read_stats(db), *v = NULL;
+	ATF_CHECK(json_object_object_get_ex(st, "includePartitions", &v) &&
+	          !json_object_get_boolean(v));
+	json_object_put(st);
+	/* partition reads are no longer cached; the others again are */
+	ATF_CHECK_EQ(2, count_in(users, "BR"));
+	requests_since(&mark);
+	ATF_CHECK_EQ(2, count_in(users, "BR"));
+	ATF_CHECK(requests_since(&mark) > 0);
+	get_ok(users, "u1", "Ana");
+	requests_since(&mark);
+	get_ok(users, "u1", "Ana");
+	ATF_CHECK_EQ(0, requests_since(&mark));
+	s3db_close(db);
+}
+
+ATF_TC_WITHOUT_HEAD(s3_reconfigure_applies_ttl_and_compression_and_refuses_the_location);
+ATF_TC_BODY(s3_reconfigure_applies_ttl_and_compression_and_refuses_the_location, tc)
+{
+	s3db_resource *users;
+	s3db *db = open_db("s3live", 1, &users);
+	s3db_plugin *p = add_cache(db, "{\"driver\":\"s3\",\"s3Options\":{\"encryption\":true,"
+	                               "\"encryptionKey\":\"k1\"}}");
+	get_ok(users, "u1", "Ana");
+	int mark = atomic_load(&requests);
+	/* what the entries depend on is refused, naming the option */
+	refused(p, "{\"driver\":\"memory\"}", S3DB_ERR_UNSUPPORTED, "driver");
+	refused(p, "{\"driverType\":\"memory\",\"s3Options\":{\"encryption\":true,"
+	           "\"encryptionKey\":\"k1\"}}", S3DB_ERR_UNSUPPORTED, "driver");
+	refused(p, "{\"driver\":\"s3\",\"s3Options\":{\"encryption\":true,\"encryptionKey\":\"k1\","
+	           "\"prefix\":\"other/\"}}", S3DB_ERR_UNSUPPORTED, "s3Options.prefix");
+	refused(p, "{\"driver\":\"s3\",\"s3Options\":{\"encryption\":true,\"encryptionKey\":\"k2\"}}",
+	        S3DB_ERR_UNSUPPORTED, "s3Options.encryptionKey");
+	refused(p, "{\"driver\":\"s3\",\"s3Options\":{}}", S3DB_ERR_UNSUPPORTED,
+	        "s3Options.encryption");
+	refused(p, "{\"driver\":\"s3\",\"s3Options\":{\"encryption\":true,\"encryptionKey\":\"k1\","
+	           "\"bucket\":\"another-bucket\"}}", S3DB_ERR_UNSUPPORTED, "s3Options.bucket");
+	refused(p, "{\"driver\":\"s3\",\"s3Options\":{\"encryption\":true,\"encryptionKey\":\"k1\","
+	           "\"connectionString\":\"s3://AK:SK@elsewhere/db\"}}", S3DB_ERR_UNSUPPORTED,
+	        "s3Options.connectionString");
+	refused(p, "{\"driver\":\"s3\",\"s3Options\":{\"encryption\":true,\"encryptionKey\":\"k1\","
+	           "\"accessKeyId\":\"AK\",\"secretAccessKey\":\"SK\"}}", S3DB_ERR_UNSUPPORTED,
+	        "s3Options.accessKeyId/secretAccessKey");
+	/* the refusals name the option, never the secret */
+	s3db_error err;
+	reconfigure(p, "{\"driver\":\"s3\",\"s3Options\":{\"encryption\":true,"
+	               "\"encryptionKey\":\"secret-passphrase-2\"}}", &err);
+	ATF_CHECK(!strstr(err.message, "secret-passphrase-2"));
+	/* none of that reached S3 nor changed the running options */
+	ATF_CHECK_EQ(0, requests_since(&mark));
+	get_ok(users, "u1", "Ana");
+	ATF_CHECK_EQ(1, requests_since(&mark)); /* one GET of the (encrypted) entry */
+	ATF_CHECK_EQ(1, stat_of(db, "hits"));
+	json_object *st = read_stats(db), *v = NULL;
+	ATF_CHECK(json_object_object_get_ex(st, "compression", &v) && json_object_get_boolean(v));
+	ATF_CHECK(json_object_object_get_ex(st, "encryption", &v) && json_object_get_boolean(v));
+	ATF_CHECK_STREQ("plugin=cache/cache/", s3db_json_get_string(st, "prefix"));
+	ATF_CHECK(json_object_object_get_ex(st, "ttl", &v) && json_object_get_int64(v) == 300000);
+	json_object_put(st);
+	/* ttl and compression apply to the next stores */
+	CHECK_OK(reconfigure(p, "{\"driver\":\"s3\",\"ttl\":1000,\"s3Options\":{\"encryption\":true,"
+	                        "\"encryptionKey\":\"k1\",\"compression\":false}}", &err), &err);
+	st = read_stats(db);
+	ATF_CHECK(json_object_object_get_ex(st, "compression", &v) && !json_object_get_boolean(v));
+	ATF_CHECK(json_object_object_get_ex(st, "ttl", &v) && json_object_get_int64(v) == 1000);
+	json_object_put(st);
+	requests_since(&mark);
+	get_ok(users, "u2", "Bob");
+	requests_since(&mark);
+	get_ok(users, "u2", "Bob");
+	ATF_CHECK_EQ(1, requests_since(&mark));
+	usleep(1100 * 1000);
+	get_ok(users, "u2", "Bob"); /* expired: the entry's GET, its DELETE, the record, a PUT */
+	ATF_CHECK(requests_since(&mark) >= 4);
+	get_ok(users, "u1", "Ana"); /* stored under ttl 300000: still a hit */
+	ATF_CHECK_EQ(1, requests_since(&mark));
+	s3db_close(db);
+}
+
+/* Readers on four threads while the options change under them. */
+typedef struct reader_arg {
+	s3db_resource *users;
+	atomic_int *stop;
+	int failures;
+} reader_arg;
+
+static void *reader_main(void *ud)
+{
+	reader_arg *a = ud;
+	const char *ids[] = { "u1", "u2", "u3" }, *names[] = { "Ana", "Bob", "Caio" };
+	for (int i = 0; !atomic_load(a->stop); i++) {
+		s3db_error err;
+		json_object *r = NULL;
+		if (s3db_get(a->users, ids[i % 3], NULL, &r, &err) != S3DB_OK ||
+		    strcmp(s3db_json_get_string(r, "name"), names[i % 3]) != 0)
+			a->failures++;
+		json_object_put(r);
+	}
+	return NULL;
+}
+
+ATF_TC_WITHOUT_HEAD(reconfigure_while_readers_run_keeps_results_right);
+ATF_TC_BODY(reconfigure_while_readers_run_keeps_results_right, tc)
+{
+	s3db_resource *users;
+	s3db *db = open_db("livemt", 0, &users);
+	s3db_plugin *p = add_cache(db, "{\"driver\":\"memory\"}");
+	atomic_int stop = 0;
+	reader_arg args[4];
+	pthread_t tids[4];
+	for (int i = 0; i < 4; i++) {
+		args[i] = (reader_arg){ .users = users, .stop = &stop };
+		ATF_REQUIRE_EQ(0, pthread_create(&tids[i], NULL, reader_main, &args[i]));
+	}
+	const char *sets[] = {
+		"{\"driver\":\"memory\",\"maxSize\":1,\"ttl\":5}",
+		"{\"driver\":\"memory\",\"maxSize\":500,\"includePartitions\":false}",
+		"{\"driver\":\"memory\",\"maxSize\":2,\"memoryOptions\":{\"checkPeriod\":1}}",
+		"{\"driver\":\"memory\"}",
+	};
+	s3db_error err;
+	for (int i = 0; i < 200; i++) {
+		CHECK_OK(reconfigure(p, sets[i % 4], &err), &err);
+		usleep(2000);
+	}
+	atomic_store(&stop, 1);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(tids[i], NULL);
+		ATF_CHECK_EQ(0, args[i].failures);
+	}
+	ATF_CHECK(stat_of(db, "entries") <= 3);
+	s3db_close(db);
+}
+
 ATF_TP_ADD_TCS(tp)
 {
 	ATF_TP_ADD_TC(tp, params_hash_is_md5_of_canonical_json_first_16_hex);
@@ -1017,6 +1260,11 @@ ATF_TP_ADD_TCS(tp)
 	ATF_TP_ADD_TC(tp, memory_ttl_expiry_makes_a_miss);
 	ATF_TP_ADD_TC(tp, s3_ttl_expiry_makes_a_miss_and_deletes_the_object);
 	ATF_TP_ADD_TC(tp, memory_eviction_at_max_size_counts_and_refetches);
+	ATF_TP_ADD_TC(tp, memory_reconfigure_applies_live_on_s3);
+	ATF_TP_ADD_TC(tp, memory_reconfigure_applies_live_on_files);
+	ATF_TP_ADD_TC(tp, reconfigure_include_partitions_clears_the_cache);
+	ATF_TP_ADD_TC(tp, s3_reconfigure_applies_ttl_and_compression_and_refuses_the_location);
+	ATF_TP_ADD_TC(tp, reconfigure_while_readers_run_keeps_results_right);
 	ATF_TP_ADD_TC(tp, cache_file_shows_stats_and_clear_empties);
 	ATF_TP_ADD_TC(tp, s3_encryption_round_trips_and_hides_the_data);
 	ATF_TP_ADD_TC(tp, s3_own_location_keeps_the_cache_out_of_the_database);

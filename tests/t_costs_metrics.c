@@ -11,13 +11,16 @@
  * metric and label syntax, escapes, HELP/TYPE before samples, one block
  * per family, no timestamps, histogram buckets increasing and ending with
  * le="+Inf" equal to _count.  The parser has its own case feeding it
- * broken texts, so a lenient parser would fail.
+ * broken texts, so a lenient parser would fail.  Options changed while the
+ * MetricsPlugin runs (s3db_plugin_reconfigure, what the daemon's config
+ * watcher calls) take effect at once or are refused whole.
  */
 #include <atf-c.h>
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1142,6 +1145,194 @@ ATF_TC_BODY(metrics_options_are_checked, tc)
 	t_done(&t);
 }
 
+/* s3db_plugin_reconfigure with options_json; err receives the refusal. */
+static s3db_code reconfigure(s3db_plugin *p, const char *options_json, s3db_error *err)
+{
+	json_object *o = json_tokener_parse(options_json);
+	ATF_REQUIRE_MSG(o != NULL, "bad test options %s", options_json);
+	s3db_error_clear(err);
+	s3db_code rc = s3db_plugin_reconfigure(p, o, err);
+	json_object_put(o);
+	return rc;
+}
+
+static int64_t total_requests(cmt *t)
+{
+	json_object *m = read_vjson(t, "/.metrics");
+	int64_t n = jint(m, "performance.totalRequests");
+	json_object_put(m);
+	return n;
+}
+
+/* Waits up to 5 s for the resource to hold at least one record. */
+static size_t wait_records(cmt *t, const char *resource)
+{
+	size_t n = 0;
+	for (int i = 0; i < 100 && n == 0; i++) {
+		s3db_free_strv(ids_of(t, resource, &n));
+		if (n == 0)
+			usleep(50000);
+	}
+	return n;
+}
+
+/* sampleRate, flushInterval (a 10-minute interval replaced by 200 ms
+ * flushes without waiting out the old one), slowQueryThreshold and
+ * collectUsage change while the plugin runs; each change is logged. */
+static void metrics_reconfigure_applies_live(int is_file, const char *name)
+{
+	cmt t;
+	t_init(&t, is_file, name);
+	s3db_plugin *p = add_plugin(&t, &metrics_plugin_def, "{\"flushInterval\":600000}");
+	insert_user(&t, "a", "Ann");
+	ATF_CHECK_EQ(1, total_requests(&t));
+	s3db_error err;
+	CHECK_OK(reconfigure(p, "{\"flushInterval\":600000,\"sampleRate\":0}", &err), &err);
+	ATF_CHECK_MSG(log_has(&t, "MetricsPlugin: sampleRate: 1 -> 0 (live)"), "log:\n%s", t.log.data);
+	for (int i = 0; i < 3; i++)
+		get_user(&t, "a", S3DB_OK);
+	ATF_CHECK_EQ(1, total_requests(&t)); /* nothing more recorded */
+	size_t n = 9;
+	s3db_free_strv(ids_of(&t, "plg_metrics", &n));
+	ATF_CHECK_EQ(0u, n);
+	/* back to every operation, flushed every 200 ms, every one slow */
+	CHECK_OK(reconfigure(p, "{\"flushInterval\":200,\"slowQueryThreshold\":0,"
+	                        "\"collectUsage\":false}", &err), &err);
+	ATF_CHECK(log_has(&t, "MetricsPlugin: flushInterval: 600000 -> 200 (live)"));
+	ATF_CHECK(log_has(&t, "MetricsPlugin: slowQueryThreshold: 1000 -> 0 (live)"));
+	ATF_CHECK(log_has(&t, "MetricsPlugin: collectUsage: true -> false (live)"));
+	get_user(&t, "a", S3DB_OK);
+	ATF_CHECK_EQ(2, total_requests(&t));
+	ATF_CHECK_MSG(wait_records(&t, "plg_metrics") > 0,
+	              "the thread did not flush within 5 s of the new flushInterval");
+	ATF_CHECK(log_wait(&t, "slow query: get on users took"));
+	json_object *m = read_vjson(&t, "/.metrics");
+	ATF_CHECK_EQ(0, json_object_object_length(jpath(m, "usage.resources")));
+	json_object_put(m);
+	t_done(&t);
+}
+
+ATF_TC_WITHOUT_HEAD(metrics_reconfigure_applies_live_on_the_local_backend);
+ATF_TC_BODY(metrics_reconfigure_applies_live_on_the_local_backend, tc)
+{
+	metrics_reconfigure_applies_live(1, "metrics_live_file");
+}
+
+ATF_TC_WITHOUT_HEAD(metrics_reconfigure_applies_live_on_s3);
+ATF_TC_BODY(metrics_reconfigure_applies_live_on_s3, tc)
+{
+	metrics_reconfigure_applies_live(0, "metrics_live_s3");
+}
+
+ATF_TC_WITHOUT_HEAD(metrics_reconfigure_refuses_resource_names_and_bad_sets_whole);
+ATF_TC_BODY(metrics_reconfigure_refuses_resource_names_and_bad_sets_whole, tc)
+{
+	cmt t;
+	t_init(&t, 1, "metrics_live_refuse");
+	s3db_plugin *p = add_plugin(&t, &metrics_plugin_def, "{\"flushInterval\":0}");
+	s3db_error err;
+	ATF_CHECK_EQ(S3DB_ERR_UNSUPPORTED,
+	             reconfigure(p, "{\"flushInterval\":0,\"sampleRate\":0,"
+	                            "\"resourceNames\":{\"metrics\":\"other_metrics\"}}", &err));
+	ATF_CHECK_MSG(strstr(err.message, "MetricsPlugin") && strstr(err.message, "resourceNames"),
+	              "%s", err.message);
+	/* a good sampleRate beside a bad batchSize: nothing changes */
+	ATF_CHECK_EQ(S3DB_ERR_INVALID_ARG,
+	             reconfigure(p, "{\"flushInterval\":0,\"sampleRate\":0,\"batchSize\":0}", &err));
+	ATF_CHECK_MSG(strstr(err.message, "batchSize must be between"), "%s", err.message);
+	ATF_CHECK_EQ(S3DB_ERR_INVALID_ARG, reconfigure(p, "{\"sampleRate\":2}", &err));
+	ATF_CHECK_MSG(strstr(err.message, "sampleRate"), "%s", err.message);
+	ATF_CHECK(!log_has(&t, "(live)"));
+	insert_user(&t, "a", "Ann");
+	ATF_CHECK_EQ(1, total_requests(&t)); /* sampleRate 1 still */
+	ATF_CHECK(s3db_resource_find(t.db, "other_metrics") == NULL);
+	/* the same names spelled out are no change */
+	CHECK_OK(reconfigure(p, "{\"flushInterval\":0,\"resourceNames\":{\"metrics\":"
+	                        "\"plg_metrics\"}}", &err), &err);
+	t_done(&t);
+}
+
+ATF_TC_WITHOUT_HEAD(metrics_reconfigure_enables_and_disables_the_plugin);
+ATF_TC_BODY(metrics_reconfigure_enables_and_disables_the_plugin, tc)
+{
+	cmt t;
+	t_init(&t, 1, "metrics_live_enable");
+	s3db_plugin *p = add_plugin(&t, &metrics_plugin_def, "{\"enabled\":false}");
+	insert_user(&t, "a", "Ann");
+	ATF_CHECK_EQ(0, total_requests(&t));
+	ATF_CHECK(s3db_resource_find(t.db, "plg_metrics") == NULL);
+	s3db_error err;
+	CHECK_OK(reconfigure(p, "{\"enabled\":true,\"flushInterval\":100}", &err), &err);
+	ATF_CHECK(log_has(&t, "MetricsPlugin: enabled: false -> true (live)"));
+	ATF_CHECK(s3db_resource_find(t.db, "plg_metrics") != NULL);
+	get_user(&t, "a", S3DB_OK);
+	ATF_CHECK_EQ(1, total_requests(&t));
+	ATF_CHECK(wait_records(&t, "plg_metrics") > 0); /* the thread runs */
+	CHECK_OK(reconfigure(p, "{\"enabled\":false}", &err), &err);
+	get_user(&t, "a", S3DB_OK);
+	ATF_CHECK_EQ(1, total_requests(&t));
+	/* and on again: no second listener (each operation counts once) */
+	CHECK_OK(reconfigure(p, "{\"enabled\":true,\"flushInterval\":0}", &err), &err);
+	get_user(&t, "a", S3DB_OK);
+	ATF_CHECK_EQ(2, total_requests(&t));
+	t_done(&t);
+}
+
+/* The listener and the report on other threads while options change. */
+typedef struct metrics_reader {
+	cmt *t;
+	atomic_int *stop;
+	int failures;
+} metrics_reader;
+
+static void *metrics_reader_main(void *ud)
+{
+	metrics_reader *r = ud;
+	while (!atomic_load(r->stop)) {
+		s3db_error err;
+		s3db_error_clear(&err);
+		json_object *rec = NULL;
+		if (s3db_get(r->t->users, "a", NULL, &rec, &err) != S3DB_OK)
+			r->failures++;
+		json_object_put(rec);
+	}
+	return NULL;
+}
+
+ATF_TC_WITHOUT_HEAD(metrics_reconfigure_while_operations_run);
+ATF_TC_BODY(metrics_reconfigure_while_operations_run, tc)
+{
+	cmt t;
+	t_init(&t, 1, "metrics_live_mt");
+	s3db_plugin *p = add_plugin(&t, &metrics_plugin_def, "{\"flushInterval\":0}");
+	insert_user(&t, "a", "Ann");
+	atomic_int stop = 0;
+	metrics_reader readers[3];
+	pthread_t tids[3];
+	for (int i = 0; i < 3; i++) {
+		readers[i] = (metrics_reader){ .t = &t, .stop = &stop };
+		ATF_REQUIRE_EQ(0, pthread_create(&tids[i], NULL, metrics_reader_main, &readers[i]));
+	}
+	const char *sets[] = {
+		"{\"flushInterval\":50,\"sampleRate\":0.5,\"batchSize\":3}",
+		"{\"flushInterval\":0,\"collectPerformance\":false,\"trackSlowQueries\":false}",
+		"{\"flushInterval\":10,\"alertThresholds\":{\"errorRate\":0.1,\"avgResponseTime\":0}}",
+		"{\"flushInterval\":0,\"sampleRate\":0}",
+	};
+	s3db_error err;
+	for (int i = 0; i < 80; i++) {
+		CHECK_OK(reconfigure(p, sets[i % 4], &err), &err);
+		json_object_put(read_vjson(&t, "/.metrics"));
+		usleep(5000);
+	}
+	atomic_store(&stop, 1);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(tids[i], NULL);
+		ATF_CHECK_EQ(0, readers[i].failures);
+	}
+	t_done(&t);
+}
+
 ATF_TP_ADD_TCS(tp)
 {
 	ATF_TP_ADD_TC(tp, costs_equal_the_front_log_and_the_core_counts_on_s3);
@@ -1157,5 +1348,10 @@ ATF_TP_ADD_TCS(tp)
 	ATF_TP_ADD_TC(tp, metrics_retention_deletes_records_older_than_retention_days);
 	ATF_TP_ADD_TC(tp, metrics_alerts_and_slow_queries_are_logged);
 	ATF_TP_ADD_TC(tp, metrics_options_are_checked);
+	ATF_TP_ADD_TC(tp, metrics_reconfigure_applies_live_on_the_local_backend);
+	ATF_TP_ADD_TC(tp, metrics_reconfigure_applies_live_on_s3);
+	ATF_TP_ADD_TC(tp, metrics_reconfigure_refuses_resource_names_and_bad_sets_whole);
+	ATF_TP_ADD_TC(tp, metrics_reconfigure_enables_and_disables_the_plugin);
+	ATF_TP_ADD_TC(tp, metrics_reconfigure_while_operations_run);
 	return atf_no_error();
 }

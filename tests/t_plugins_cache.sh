@@ -9,7 +9,11 @@
 #   - a write through the mount drops what the CLI cached for that record
 #     and the resource's listings, and the CLI then reads the new data;
 #   - a write through the CLI (same config) drops the content the daemon
-#     cached for the record, so the daemon's next read is fresh.
+#     cached for the record, so the daemon's next read is fresh;
+#   - the config file edited under a running mount: the new ttl and
+#     compression apply at once (the log says what changed, /.cache and the
+#     next cache object show them); a new s3Options.prefix is refused with
+#     the option named and the running options stay.
 # Objects are inspected through the front with curl's SigV4 signer.
 # Programs: $S3DBFS, $S3DB_CLI (exported by the generated
 # tests/t_plugins_cache).  Mounting needs root; every case unmounts in its
@@ -290,10 +294,58 @@ cli_write_invalidates_what_the_daemon_reads_next_body()
 }
 cli_write_invalidates_what_the_daemon_reads_next_cleanup() { cleanup_mounts; }
 
+# wait_log PATTERN: waits up to 10 s for an extended regex in the daemon's log.
+wait_log()
+{
+	i=0
+	until grep -Eq "$1" "$MNT.log"; do
+		i=$((i + 1))
+		[ $i -le 100 ] || fail "no '$1' in the log: $(tail -n 8 "$MNT.log")"
+		sleep 0.1
+	done
+}
+
+atf_test_case config_change_applies_live_and_a_refused_one_keeps_the_options cleanup
+config_change_applies_live_and_a_refused_one_keeps_the_options_head() { common_head; }
+config_change_applies_live_and_a_refused_one_keeps_the_options_body()
+{
+	setup
+	seed
+	mount_it
+	cp "$MNT/.cache" stats.json
+	jqtrue stats.json '.ttl == 600000 and .compression == true'
+	# the watched file changes: ttl 600000 -> 5000, compression off
+	jq -n '{plugins: [{name: "CachePlugin", options: {driver: "s3", ttl: 5000,
+	    s3Options: {compression: false}}}]}' >"$WORK/cache.json.new"
+	mv "$WORK/cache.json.new" "$WORK/cache.json"
+	wait_log 'plugins\[0\] \(CachePlugin\) options changed: .*ttl.*applied'
+	wait_log 'CachePlugin.*ttl: 600000 -> 5000 \(live\)'
+	wait_log 'CachePlugin.*compression: true -> false \(live\)'
+	cp "$MNT/.cache" stats.json
+	jqtrue stats.json '.ttl == 5000 and .compression == false and .prefix == "plugin=cache/cache/"'
+	# the next entry the daemon stores expires 5 s after it is written
+	printf 'bob body' >"$MNT/users/bob.bin" || fail "writing bob.bin through the mount"
+	before=$(date +%s%3N)
+	atf_check -o inline:"bob body" cat "$MNT/users/bob.bin"
+	has_key "$(id_key content bob)"
+	s3 "/$(uri "$CACHE/$(id_key content bob)")" -o body.json || fail "cannot read the entry"
+	jqtrue body.json "._expiresAt >= $before + 5000 and ._expiresAt <= $(date +%s%3N) + 5000"
+	# a new location for the entries is refused; the running options stay
+	jq -n '{plugins: [{name: "CachePlugin", options: {driver: "s3", ttl: 1000,
+	    s3Options: {prefix: "other/"}}}]}' >"$WORK/cache.json"
+	wait_log 'refused \(CachePlugin: s3Options.prefix \(keyPrefix\) cannot change while mounted'
+	wait_log 'the running options stay'
+	cp "$MNT/.cache" stats.json
+	jqtrue stats.json '.ttl == 5000 and .compression == false and .prefix == "plugin=cache/cache/"'
+	unmount_it
+}
+config_change_applies_live_and_a_refused_one_keeps_the_options_cleanup() { cleanup_mounts; }
+
 atf_init_test_cases()
 {
 	atf_add_test_case cache_file_shows_stats_and_clear_empties_the_bucket
 	atf_add_test_case cache_objects_have_the_spec_format
 	atf_add_test_case mount_write_invalidates_what_the_cli_cached
 	atf_add_test_case cli_write_invalidates_what_the_daemon_reads_next
+	atf_add_test_case config_change_applies_live_and_a_refused_one_keeps_the_options
 }
