@@ -281,6 +281,8 @@ int vcache_dir_put(vcache *c, const char *key, strv *names, double started_ms, d
 		d->names.items[w] = NULL;
 	d->listed_ms = listed_ms;
 	d->started_ms = started_ms;
+	d->names_only = 0;
+	d->heads = 0;
 	if (fresh && vmap_put(&c->dirs, key, d, NULL)) {
 		strv_free(&d->names);
 		free(d);
