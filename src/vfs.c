@@ -1211,6 +1211,9 @@ static int ensure_record(vfs *v, s3db_resource *res, const char *id, want w, con
 			if (fresh) {
 				v->hits++;
 				rc = 0;
+			} else if (e->list_changed) {
+				rc = 3; /* a listing showed it changed: read it again */
+				size_hint = e->list_size;
 			} else {
 				rc = 2; /* revalidate */
 			}
@@ -1243,6 +1246,8 @@ static int ensure_record(vfs *v, s3db_resource *res, const char *id, want w, con
 		rc = fetch_record_sized(v, res, id, size_hint, ctx);
 	} else if (rc == 2) {
 		rc = revalidate_record(v, res, id, ctx);
+	} else if (rc == 3) {
+		rc = fetch_record_sized(v, res, id, size_hint, ctx);
 	} else if (rc == 1) {
 		rc = disk_candidate(v, res, id, key) ? revalidate_record(v, res, id, ctx)
 		                                     : fetch_record_sized(v, res, id, size_hint, ctx);
@@ -1628,9 +1633,14 @@ static int list_resource_now(vfs *v, s3db_resource *res, const schema *s, list_m
 		if (e && e->schema == (const void *)s &&
 		    vcache_validators_match(e, l.items[i].etag, l.items[i].size, l.items[i].lm)) {
 			e->validated_ms = t_list;
+			e->list_changed = 0;
 			v->hits++;
 		} else {
 			unconfirmed[i] = 1;
+			if (e && !vcache_changed_since(&v->cache, key, epoch0)) {
+				e->list_changed = 1;
+				e->list_size = l.items[i].size;
+			}
 		}
 		free(key);
 	}

@@ -166,6 +166,7 @@ vcache_rec *vcache_put(vcache *c, const char *key, char *text, size_t len,
 	r->validated_ms = validated_ms;
 	r->read_wall_ms = read_wall_ms;
 	r->schema = rendered_with;
+	r->list_changed = 0;
 	c->bytes += rec_cost(r);
 	vcache_neg *n = vmap_get(&c->negs, key);
 	if (n) {

@@ -55,6 +55,10 @@ typedef struct vcache_rec {
 	uint64_t gen;            /* changes whenever the text changes       */
 	uint64_t opened_gen;     /* gen handed to the kernel at the last open */
 	uint64_t epoch;          /* epoch of the last local change          */
+	int list_changed;        /* a listing showed other validators (or
+	                            could not confirm a racy read): read it
+	                            again; cleared by vcache_put            */
+	int64_t list_size;       /* the size that listing showed            */
 	struct vcache_rec *prev, *next; /* LRU list, most recent first      */
 } vcache_rec;
 
