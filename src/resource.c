@@ -10,6 +10,10 @@
  *   update   get + 1 PUT (If-Match: the ETag read) + 1 PUT per reference
  *            + 1 DeleteObjects when references moved
  *   delete   get + 1 DELETE + 1 DeleteObjects when it has references
+ *            (resource_delete_known, record given: 1 DELETE, or 1
+ *            DeleteObjects of the object and its references)
+ *   get of a listed record (resource_get_meta_sized): 1 GET when the
+ *            LIST showed a body up to RESOURCE_GET_DIRECT_MAX, else as get
  *   listIds  ceil(N / 1000) LIST; count likewise
  *   list     listIds + a get per record, `parallelism` at a time
  *

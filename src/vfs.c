@@ -24,13 +24,20 @@
  *
  * Reading: getattr and open answer from the cache while it is fresh —
  * record_ttl since S3 last confirmed an entry, or a listing younger than
- * dir_ttl that confirmed it.  A stale entry is revalidated with one HEAD
- * (resource_head_meta) and re-read only when the validators differ (see
- * vcache_validators_match for why ETags alone do not do).  readdir of a
- * resource is one LIST per 1,000 ids; the ids whose entry the LIST does
- * not confirm are looked up in the persistent cache (confirmed by the
- * LIST's validators) and the rest fetched `prefetch` at a time
- * (pool_run), so every getattr that follows is a cache hit.
+ * dir_ttl that confirmed it.  A stale entry is revalidated by listing its
+ * directory again when that is cheaper than HEADs (relist_pays: one page,
+ * or as many HEADs already spent there as the listing has pages), else
+ * with one HEAD (resource_head_meta), and re-read only when the
+ * validators differ (see vcache_validators_match for why ETags alone do
+ * not do).  readdir of a resource is one LIST per 1,000 ids; the ids
+ * whose entry the LIST does not confirm are looked up in the persistent
+ * cache (confirmed by the LIST's validators) and the rest fetched
+ * `prefetch` at a time (pool_run), one GET each when the LIST gives a
+ * body size (HEAD when there is no body or a large one), so every getattr
+ * that follows is a cache hit.  Lookups of names a fresh listing lacks
+ * cost nothing: mkdir starts a known-empty listing, our writes and
+ * deletes keep listings current, and a stale listing is listed again
+ * (names only) rather than asked about name by name.
  *
  * Writing: a record file open for writing is a buffer; flush, fsync and
  * release commit it (validate + insert or replace) and return only once
