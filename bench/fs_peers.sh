@@ -88,7 +88,7 @@ S3DBFS=${S3DBFS:-$top/build/normal/src/s3dbfs}
 S3DBFS_OPTS=${S3DBFS_OPTS:-}
 S3FS_OPTS=${S3FS_OPTS:-}
 RCLONE_OPTS=${RCLONE_OPTS:-}
-WORK=${FS_PEERS_DIR:-$top/build/fs-peers}
+WORK=$(realpath -m "${FS_PEERS_DIR:-$top/build/fs-peers}")  # absolute: /proc/mounts shows absolute paths
 KEEP_LOG=${KEEP_LOG:-0}
 WORD=needle
 
@@ -448,17 +448,20 @@ curl_batch() {
 		for ((i = 1; i <= count; i++)); do
 			printf 'url = "%s/%s/%s/%s%06d"\n' "$URL" "$BUCKET" "$prefix" "$stem" "$i"
 			case $method in
-			PUT) printf 'upload-file = "%s"\n' "$WORK/record.json" ;;
+			PUT | PUTNEW) printf 'upload-file = "%s"\n' "$WORK/record.json" ;;
 			HEAD) printf 'head\n' ;;
 			DELETE) printf 'request = "DELETE"\n' ;;
 			esac
 			printf 'output = "/dev/null"\n'
 		done
 	} >"$cfg"
-	local par=()
+	local par=() cond=()
 	[ "$inflight" -gt 1 ] && par=(--parallel --parallel-max "$inflight")
+	# PUTNEW: a create that must not replace (If-None-Match: *), as an
+	# insert is; the front emulates it with a HEAD to s3rver first
+	[ "$method" = PUTNEW ] && cond=(-H "If-None-Match: *")
 	t0=$(now_us)
-	codes=$(curl -s --no-progress-meter "${par[@]}" --aws-sigv4 "aws:amz:us-east-1:s3" --config "$WORK/curl-auth" \
+	codes=$(curl -s --no-progress-meter "${par[@]}" "${cond[@]}" --aws-sigv4 "aws:amz:us-east-1:s3" --config "$WORK/curl-auth" \
 		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -w '%{http_code}\n' --config "$cfg" || true)
 	t1=$(now_us)
 	rm -f "$cfg"
@@ -495,11 +498,12 @@ list_all() {
 
 median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 
-# measure_limits N: the server's limits on a prefix holding N records, the
-# size of the workload's directories (s3rver's costs grow with the number
-# of keys under a prefix).  Prints key=value lines.
+# measure_limits N WHEN: the server's limits on a prefix holding N records,
+# the size of the workload's directories (s3rver's costs grow with the
+# number of keys under a prefix).  WHEN (before/after) names the new keys
+# of the conditional PUTs.  Prints key=value lines.
 measure_limits() {
-	local n=$1 p=limits/n$1 s
+	local n=$1 p=limits/n$1 w=$2 s
 	s=$(curl_batch PUT "$PAR" "$n" "$p" k);   echo "put_par=$(echo "$n / $s" | bc -l)"
 	s=$(curl_batch HEAD "$PAR" "$n" "$p" k);  echo "head_par=$(echo "$n / $s" | bc -l)"
 	s=$(curl_batch GET "$PAR" "$n" "$p" k);   echo "get_par=$(echo "$n / $s" | bc -l)"
@@ -509,6 +513,10 @@ measure_limits() {
 	s=$(curl_batch HEAD 1 "$LIMIT_SEQ" "$p" s);   echo "head_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
 	s=$(curl_batch GET 1 "$LIMIT_SEQ" "$p" s);    echo "get_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
 	s=$(curl_batch DELETE 1 "$LIMIT_SEQ" "$p" s); echo "del_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
+	s=$(curl_batch PUTNEW 1 "$LIMIT_SEQ" "$p" "c$w"); echo "putnew_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
+	s=$(curl_batch PUTNEW "$PAR" "$n" "$p" "n$w");    echo "putnew_par=$(echo "$n / $s" | bc -l)"
+	curl_batch DELETE "$PAR" "$n" "$p" "n$w" >/dev/null   # the prefix keeps N keys
+	curl_batch DELETE "$PAR" "$LIMIT_SEQ" "$p" "c$w" >/dev/null
 	s=$(curl_batch DELETE "$PAR" "$n" "$p" k);    echo "del_par=$(echo "$n / $s" | bc -l)"
 	echo "seq_n=$LIMIT_SEQ par=$PAR writers=$WRITERS"
 }
@@ -569,6 +577,8 @@ function printLimits(n) {
 	p(`  one at a time (${lim.seq_n} each): PUT ${f(lim.put_seq * 1e3)} ms  HEAD ${f(lim.head_seq * 1e3)} ms  GET ${f(lim.get_seq * 1e3)} ms  DELETE ${f(lim.del_seq * 1e3)} ms`);
 	p(`  ${lim.par} in flight (${n} each): PUT ${f(lim.put_par, 0)}/s  HEAD ${f(lim.head_par, 0)}/s  GET ${f(lim.get_par, 0)}/s  DELETE ${f(lim.del_par, 0)}/s`);
 	p(`  LIST of the ${n} keys: ${f(lim.list_all * 1e3, 1)} ms (${lim.list_pages} pages, ${f(lim.list_all * 1e3 / lim.list_pages, 1)} ms a page)`);
+	if ('putnew_seq' in lim)
+		p(`  PUT with If-None-Match: * (an insert; the front adds a HEAD to s3rver): ${f(lim.putnew_seq * 1e3)} ms one at a time, ${f(lim.putnew_par, 0)}/s ${lim.par} in flight`);
 	const line = r => `${f(r.put_seq * 1e3)}/${f(r.head_seq * 1e3)}/${f(r.get_seq * 1e3)}/${f(r.del_seq * 1e3)} ms, ` +
 		`${f(r.put_par, 0)}/${f(r.head_par, 0)}/${f(r.get_par, 0)}/${f(r.del_par, 0)} per s, LIST ${f(r.list_all * 1e3, 0)} ms`;
 	if (runs.length > 1)
@@ -587,15 +597,22 @@ function priced(by, parallel) {
 	return t;
 }
 const PARALLEL = { 'ls-cold': 1, 'par-write': 1 };
+// [limit seconds, ideal requests (text), target, ideal request count]
 function ideal(step, n) {
 	switch (step) {
-	case 'create': return [n * lim.put_seq, `${n} PUT one at a time`, '<= 1.3x'];
-	case 'ls-cold': return [lim.list_all + n / lim.head_par, `${lim.list_pages} LIST + ${n} HEAD, ${lim.par} in flight`, '<= 1.25x'];
-	case 'ls-warm': return [0, '0 requests', '0 requests'];
-	case 'cat-all': return [n * lim.get_seq, `${n} GET one at a time`, '<= 1.25x'];
-	case 'grep-r': return [n * lim.get_seq, `${n} GET one at a time`, '<= 1.25x'];
-	case 'rm-all': return [n * lim.del_seq, `${n} DELETE one at a time`, '<= 1.25x'];
-	case 'par-write': return [n / lim.put_par, `${n} PUT at ${lim.par} in flight`, '>= 70% of the rate'];
+	// an insert is a PUT with If-None-Match: * (priced as such when measured)
+	case 'create': return 'putnew_seq' in lim
+		? [n * lim.putnew_seq, `${n} PUT If-None-Match, one at a time`, '<= 1.3x', n]
+		: [n * lim.put_seq, `${n} PUT one at a time`, '<= 1.3x', n];
+	// the records have JSON bodies: one GET each carries body and metadata
+	case 'ls-cold': return [lim.list_all + n / lim.get_par, `${lim.list_pages} LIST + ${n} GET, ${lim.par} in flight`, '<= 1.25x', lim.list_pages + n];
+	case 'ls-warm': return [0, '0 requests', '0 requests', 0];
+	case 'cat-all': return [n * lim.get_seq, `${n} GET one at a time`, '<= 1.25x', n];
+	case 'grep-r': return [n * lim.get_seq, `${n} GET one at a time`, '<= 1.25x', n];
+	case 'rm-all': return [n * lim.del_seq, `${n} DELETE one at a time`, '<= 1.25x', n];
+	case 'par-write': return 'putnew_par' in lim
+		? [n / lim.putnew_par, `${n} PUT If-None-Match, ${lim.par} in flight`, '>= 70% of the rate', n]
+		: [n / lim.put_par, `${n} PUT at ${lim.par} in flight`, '>= 70% of the rate', n];
 	}
 }
 
@@ -636,19 +653,30 @@ for (const n of ns) {
 	if (!haveLim) continue;
 	p("s3dbfs / the server's limits (limit: what an ideal client's requests cost at the limits; " +
 		'own: what the requests s3dbfs made cost there):');
-	p(pad('step', 10) + pad('s3dbfs s', 10) + pad('limit s', 9) + pad('ratio', 8) + pad('own s', 8) + pad('vs own', 8) + pad('target', 20) + 'ideal requests');
+	p(pad('step', 10) + pad('s3dbfs s', 10) + pad('requests', 10) + pad('per rec', 8) + pad('limit s', 9) + pad('ratio', 8) + pad('own s', 8) + pad('vs own', 8) + pad('target', 20) + 'ideal requests');
 	for (const s of STEPS) {
 		const d = get(n, 's3dbfs', s);
 		if (!d) continue;
 		const [t, what, target] = ideal(s, n);
+		const reqs = pad(d.total, 10) + pad(f(d.total / n, 2), 8);
 		let r;
 		if (s === 'ls-warm') r = `${d.total} req`;
-		else if (s === 'par-write') r = `${f(100 * (n / d.secs) / lim.put_par, 0)}%`;
+		else if (s === 'par-write') r = `${f(100 * (n / d.secs) / ('putnew_par' in lim ? lim.putnew_par : lim.put_par), 0)}%`;
 		else r = ratio(d.secs, t);
 		const own = priced(d.by, PARALLEL[s]);
-		p(pad(s, 10) + pad(f(d.secs, 3), 10) + pad(f(t, 3), 9) + pad(r, 8) + pad(f(own, 3), 8) +
+		p(pad(s, 10) + pad(f(d.secs, 3), 10) + reqs + pad(f(t, 3), 9) + pad(r, 8) + pad(f(own, 3), 8) +
 			pad(s === 'ls-warm' ? '' : own === 0 ? '0 req' : ratio(d.secs, own), 8) + pad(target, 20) + what);
 	}
+	// the same steps against the plain figures the issue names
+	const dc = get(n, 's3dbfs', 'create'), dl = get(n, 's3dbfs', 'ls-cold'), dp = get(n, 's3dbfs', 'par-write');
+	p('  against plain requests: ' + [
+		dc && `create ${ratio(dc.secs, n * lim.put_seq)} of ${n} plain PUT one at a time`,
+		dl && `ls-cold ${ratio(dl.secs, lim.list_all + n / lim.head_par)} of LIST + ${n} HEAD in flight`,
+		dp && `par-write ${f(100 * (n / dp.secs) / lim.put_par, 0)}% of the plain PUT rate`,
+	].filter(Boolean).join('; '));
+	const cp = get(n, 'local', 'par-write');
+	if (cp && dp)
+		p(`  par-write floor (local cp, no S3): ${f(n / cp.secs, 0)} files/s; s3dbfs ${f(n / dp.secs, 0)} files/s`);
 	const loc = get(n, 'local', 'ls-warm'), dw = get(n, 's3dbfs', 'ls-warm');
 	if (loc && dw) p(`  ls-warm vs the local floor: ${ratio(dw.secs, loc.secs)}`);
 }
@@ -679,7 +707,7 @@ say "  record size: $(wc -c <"$WORK/record.json") bytes"
 for n in $NS; do
 	if [ "$LIMITS" = 1 ]; then
 		say "measuring the server's limits on $n keys..."
-		{ echo "# before $n"; measure_limits "$n"; } >>"$LIMITS_OUT"
+		{ echo "# before $n"; measure_limits "$n" before; } >>"$LIMITS_OUT"
 	fi
 	rm -rf "$WORK/src-$n"
 	mkdir -p "$WORK/src-$n"
@@ -693,7 +721,7 @@ for n in $NS; do
 	rm -rf "$WORK/src-$n"
 	if [ "$LIMITS" = 1 ]; then
 		say "measuring the server's limits on $n keys again..."
-		{ echo "# after $n"; measure_limits "$n"; } >>"$LIMITS_OUT"
+		{ echo "# after $n"; measure_limits "$n" after; } >>"$LIMITS_OUT"
 	fi
 done
 

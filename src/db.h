@@ -180,6 +180,22 @@ typedef struct record_meta {
 /* s3db_get that also gives the object's ETag, LastModified and size. */
 s3db_code resource_get_meta(s3db_resource *res, const char *id, const s3db_ctx *ctx,
                             json_object **out, record_meta *meta, s3db_error *err);
+/* Bodies up to this size are read with one GET (metadata included)
+ * when a listing gave the size; larger ones HEAD first. */
+#define RESOURCE_GET_DIRECT_MAX (1024 * 1024)
+/* resource_get_meta for an object a listing says is size_hint bytes
+ * (-1: unknown): one GET when 0 < size_hint <= RESOURCE_GET_DIRECT_MAX,
+ * else HEAD (+ GET when it has a body). */
+s3db_code resource_get_meta_sized(s3db_resource *res, const char *id, int64_t size_hint,
+                                  const s3db_ctx *ctx, json_object **out, record_meta *meta,
+                                  s3db_error *err);
+/* Deletes a record the caller already holds (`known`, as get() returns
+ * it; NULL allowed only when the current schema has no partitions)
+ * without reading it: one DELETE, or one DeleteObjects for the object
+ * and its partition references.  Deleting an absent record succeeds.
+ * Events as s3db_delete, with `known` as the old record. */
+s3db_code resource_delete_known(s3db_resource *res, const char *id, json_object *known,
+                                const s3db_ctx *ctx, s3db_error *err);
 /* One HEAD: the object's current ETag etc. (to revalidate a cache). */
 s3db_code resource_head_meta(s3db_resource *res, const char *id, record_meta *meta,
                              s3db_error *err);

@@ -10,6 +10,10 @@
  *   update   get + 1 PUT (If-Match: the ETag read) + 1 PUT per reference
  *            + 1 DeleteObjects when references moved
  *   delete   get + 1 DELETE + 1 DeleteObjects when it has references
+ *            (resource_delete_known, record given: 1 DELETE, or 1
+ *            DeleteObjects of the object and its references)
+ *   get of a listed record (resource_get_meta_sized): 1 GET when the
+ *            LIST showed a body up to RESOURCE_GET_DIRECT_MAX, else as get
  *   listIds  ceil(N / 1000) LIST; count likewise
  *   list     listIds + a get per record, `parallelism` at a time
  *
@@ -75,14 +79,33 @@ static s3db_code fetch_object(s3db_resource *res, const char *id, store_object *
 	return rc;
 }
 
-/* Reads and decodes a record; *etag (optional) receives its ETag and
- * *obj_out (optional) keeps the object. */
-static s3db_code read_record(s3db_resource *res, const char *id, json_object **out,
-                             store_object *obj_out, s3db_error *err)
+/* Reads a record object whose size is believed to be size_hint (from a
+ * listing): one GET, which carries the metadata too, when the object is
+ * believed to have a body of at most RESOURCE_GET_DIRECT_MAX bytes;
+ * otherwise fetch_object (a HEAD is cheaper than a GET of large binary
+ * content, and enough for an object without a body). */
+static s3db_code fetch_object_sized(s3db_resource *res, const char *id, int64_t size_hint,
+                                    store_object *obj, s3db_error *err)
+{
+	if (size_hint <= 0 || size_hint > RESOURCE_GET_DIRECT_MAX)
+		return fetch_object(res, id, obj, err);
+	char *key = db_record_key(res->db, res->name, id);
+	if (!key)
+		return s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	s3db_code rc = store_get(res->db->store, key, obj, err);
+	free(key);
+	if (rc == S3DB_ERR_NOT_FOUND)
+		s3db_error_set(err, rc, "%s/%s: no such record", res->name, id);
+	return rc;
+}
+
+/* read_record with a size hint (fetch_object_sized; -1: unknown). */
+static s3db_code read_record_sized(s3db_resource *res, const char *id, int64_t size_hint,
+                                   json_object **out, store_object *obj_out, s3db_error *err)
 {
 	store_object obj;
 	store_object_init(&obj);
-	s3db_code rc = fetch_object(res, id, &obj, err);
+	s3db_code rc = fetch_object_sized(res, id, size_hint, &obj, err);
 	if (rc == S3DB_OK) {
 		const schema *s = db_schema_for_version(res, record_object_version(&obj));
 		rc = s ? record_decode(s, &obj, id, res->db->passphrase, res->db->v74, out, err)
@@ -95,6 +118,13 @@ static s3db_code read_record(s3db_resource *res, const char *id, json_object **o
 	else
 		store_object_free(&obj);
 	return rc;
+}
+
+/* Reads and decodes a record; *obj_out (optional) keeps the object. */
+static s3db_code read_record(s3db_resource *res, const char *id, json_object **out,
+                             store_object *obj_out, s3db_error *err)
+{
+	return read_record_sized(res, id, -1, out, obj_out, err);
 }
 
 /* Copies data without "id" and adds timestamps; created_at keeps an
@@ -564,6 +594,51 @@ s3db_code s3db_delete(s3db_resource *res, const char *id, const s3db_ctx *ctx, s
 	event_emit(res->db, S3DB_EV_AFTER_DELETE, res->name, id, old, NULL, ctx, rc,
 	           s3db_monotonic_ms() - t0);
 	json_object_put(old);
+	s3db_free_strv(refs);
+	free(key);
+	return rc;
+}
+
+s3db_code resource_delete_known(s3db_resource *res, const char *id, json_object *known,
+                                const s3db_ctx *ctx, s3db_error *err)
+{
+	const schema *s;
+	double t0 = s3db_monotonic_ms();
+	s3db_code rc = need_schema(res, &s, err);
+	if (rc == S3DB_OK)
+		rc = need_writable(res, err);
+	if (rc == S3DB_OK && (rc = s3db_id_check(id, err)) != S3DB_OK)
+		s3db_error_prefix(err, "%s", res->name);
+	if (rc != S3DB_OK)
+		return rc;
+	char **refs = NULL, *key = NULL;
+	if (known && partition_keys(res->db, s, known, id, &refs, NULL) != S3DB_OK)
+		refs = NULL;
+	if (!known && s->partitions && json_object_object_length(s->partitions) > 0)
+		return s3db_error_set(err, S3DB_ERR_UNSUPPORTED,
+		                      "%s/%s: a delete without the record needs a resource without "
+		                      "partitions", res->name, id);
+	rc = emit_before(res, S3DB_EV_BEFORE_DELETE, id, known, NULL, ctx, err);
+	if (rc == S3DB_OK && !(key = db_record_key(res->db, res->name, id)))
+		rc = s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+	size_t n = strv_len(refs);
+	if (rc == S3DB_OK && n == 0) {
+		rc = store_delete(res->db->store, key, err);
+	} else if (rc == S3DB_OK) {
+		/* the object and its references in one DeleteObjects */
+		const char **all = calloc(n + 1, sizeof *all);
+		if (!all) {
+			rc = s3db_error_set(err, S3DB_ERR_NOMEM, NULL);
+		} else {
+			all[0] = key;
+			for (size_t i = 0; i < n; i++)
+				all[i + 1] = refs[i];
+			rc = store_delete_many(res->db->store, all, n + 1, err);
+			free(all);
+		}
+	}
+	event_emit(res->db, S3DB_EV_AFTER_DELETE, res->name, id, known, NULL, ctx, rc,
+	           s3db_monotonic_ms() - t0);
 	s3db_free_strv(refs);
 	free(key);
 	return rc;
@@ -1124,6 +1199,13 @@ static void meta_from_object(const store_object *obj, record_meta *meta)
 s3db_code resource_get_meta(s3db_resource *res, const char *id, const s3db_ctx *ctx,
                             json_object **out, record_meta *meta, s3db_error *err)
 {
+	return resource_get_meta_sized(res, id, -1, ctx, out, meta, err);
+}
+
+s3db_code resource_get_meta_sized(s3db_resource *res, const char *id, int64_t size_hint,
+                                  const s3db_ctx *ctx, json_object **out, record_meta *meta,
+                                  s3db_error *err)
+{
 	const schema *s;
 	double t0 = s3db_monotonic_ms();
 	*out = NULL;
@@ -1136,7 +1218,7 @@ s3db_code resource_get_meta(s3db_resource *res, const char *id, const s3db_ctx *
 	store_object obj;
 	store_object_init(&obj);
 	if (rc == S3DB_OK)
-		rc = read_record(res, id, out, &obj, err);
+		rc = read_record_sized(res, id, size_hint, out, &obj, err);
 	if (rc == S3DB_OK && meta)
 		meta_from_object(&obj, meta);
 	store_object_free(&obj);

@@ -24,13 +24,20 @@
  *
  * Reading: getattr and open answer from the cache while it is fresh —
  * record_ttl since S3 last confirmed an entry, or a listing younger than
- * dir_ttl that confirmed it.  A stale entry is revalidated with one HEAD
- * (resource_head_meta) and re-read only when the validators differ (see
- * vcache_validators_match for why ETags alone do not do).  readdir of a
- * resource is one LIST per 1,000 ids; the ids whose entry the LIST does
- * not confirm are looked up in the persistent cache (confirmed by the
- * LIST's validators) and the rest fetched `prefetch` at a time
- * (pool_run), so every getattr that follows is a cache hit.
+ * dir_ttl that confirmed it.  A stale entry is revalidated by listing its
+ * directory again when that is cheaper than HEADs (relist_pays: one page,
+ * or as many HEADs already spent there as the listing has pages), else
+ * with one HEAD (resource_head_meta), and re-read only when the
+ * validators differ (see vcache_validators_match for why ETags alone do
+ * not do).  readdir of a resource is one LIST per 1,000 ids; the ids
+ * whose entry the LIST does not confirm are looked up in the persistent
+ * cache (confirmed by the LIST's validators) and the rest fetched
+ * `prefetch` at a time (pool_run), one GET each when the LIST gives a
+ * body size (HEAD when there is no body or a large one), so every getattr
+ * that follows is a cache hit.  Lookups of names a fresh listing lacks
+ * cost nothing: mkdir starts a known-empty listing, our writes and
+ * deletes keep listings current, and a stale listing is listed again
+ * (names only) rather than asked about name by name.
  *
  * Writing: a record file open for writing is a buffer; flush, fsync and
  * release commit it (validate + insert or replace) and return only once
@@ -205,6 +212,7 @@ struct vfs {
 	void *prev_ud;
 	atomic_uint_fast64_t req[S3DB_CMD__COUNT];
 	atomic_uint_fast64_t req_errors, bytes_sent, bytes_received;
+	pthread_cond_t list_cv;  /* a resource listing in flight ended     */
 };
 
 /* ---- small helpers --------------------------------------------------------------- */
@@ -1029,10 +1037,12 @@ static void forget_missing_record(vfs *v, const char *key, const char *rname, co
 	vcache_disk_remove(&v->disk, rname, id);
 }
 
-/* Reads res/id from S3 (resource_get_meta) and installs it in the cache
- * and the persistent cache.  0, -ENOENT (then a negative entry), or
- * -errno.  No lock held. */
-static int fetch_record(vfs *v, s3db_resource *res, const char *id, const s3db_ctx *ctx)
+/* Reads res/id from S3 and installs it in the cache and the persistent
+ * cache: one GET when a listing said its size (size_hint, see
+ * resource_get_meta_sized), else HEAD (+ GET when it has a body).  0,
+ * -ENOENT (then a negative entry), or -errno.  No lock held. */
+static int fetch_record_sized(vfs *v, s3db_resource *res, const char *id, int64_t size_hint,
+                              const s3db_ctx *ctx)
 {
 	const char *rname = s3db_resource_name(res);
 	char *key = vcache_key(rname, id);
@@ -1049,7 +1059,7 @@ static int fetch_record(vfs *v, s3db_resource *res, const char *id, const s3db_c
 	memset(&meta, 0, sizeof meta);
 	s3db_error err;
 	s3db_error_clear(&err);
-	s3db_code c = resource_get_meta(res, id, ctx, &rec, &meta, &err);
+	s3db_code c = resource_get_meta_sized(res, id, size_hint, ctx, &rec, &meta, &err);
 	int rc = 0;
 	if (c == S3DB_ERR_NOT_FOUND) {
 		forget_missing_record(v, key, rname, id, epoch0);
@@ -1079,6 +1089,12 @@ static int fetch_record(vfs *v, s3db_resource *res, const char *id, const s3db_c
 	json_object_put(rec);
 	free(key);
 	return rc;
+}
+
+/* fetch_record_sized without a size: HEAD (+ GET). */
+static int fetch_record(vfs *v, s3db_resource *res, const char *id, const s3db_ctx *ctx)
+{
+	return fetch_record_sized(v, res, id, -1, ctx);
 }
 
 /* One HEAD: confirms the entry of res/id (0), or re-reads it when it
@@ -1157,8 +1173,36 @@ static int disk_candidate(vfs *v, s3db_resource *res, const char *id, const char
 	return ok;
 }
 
+typedef enum list_mode {
+	LIST_NAMES,              /* names and validators only (a lookup)    */
+	LIST_RECORDS             /* and read the records it does not confirm */
+} list_mode;
+
+static int sync_listing(vfs *v, s3db_resource *res, list_mode mode, int force,
+                        const char *want_id, int64_t *want_size, const s3db_ctx *ctx);
+
+/* 1 when revalidating a stale entry of directory d by listing d again
+ * (which confirms every entry of it at once) pays better than one HEAD:
+ * the listing is one page, or this directory has already cost as many
+ * HEADs since it was listed as a listing has pages (so listing never
+ * costs more than twice the HEADs it replaces).  Lock held. */
+static int relist_pays(const vcache_dir *d)
+{
+	uint64_t pages = (d->names.count + 999) / 1000;
+	return pages <= 1 || d->heads + 1 >= pages;
+}
+
 /* Makes the cache hold res/id, fresh enough for w.  0, -ENOENT, -errno.
- * No lock held. */
+ *
+ * A name the directory's fresh listing lacks is missing without a
+ * request (a directory made by mkdir starts with an empty listing; our
+ * own writes keep it current).  A name looked up in a directory listed
+ * before but not within dir_ttl lists the directory again (names and
+ * validators, one LIST per 1,000 ids) rather than asking S3 about that
+ * one name: the next lookups (a create loop, parallel copies) are then
+ * answered from it.  A stale entry is revalidated by listing its
+ * directory again when relist_pays(), else with one HEAD.  No lock
+ * held. */
 static int ensure_record(vfs *v, s3db_resource *res, const char *id, want w, const s3db_ctx *ctx)
 {
 	const char *rname = s3db_resource_name(res);
@@ -1166,35 +1210,65 @@ static int ensure_record(vfs *v, s3db_resource *res, const char *id, want w, con
 	if (!key)
 		return -ENOMEM;
 	const schema *s = db_current_schema(res);
-	double now = mono();
-	int rc = 1; /* 1: still to decide */
-	pthread_mutex_lock(&v->lock);
-	vcache_rec *e = vcache_get(&v->cache, key);
-	vcache_dir *d = vcache_dir_get(&v->cache, rname);
-	int dir_fresh = d && now - d->listed_ms < ttl_ms(v->o.dir_ttl);
-	if (e && e->schema == (const void *)s) {
-		int fresh = now - e->validated_ms < ttl_ms(v->o.record_ttl);
-		if (!fresh && w == WANT_ATTR && dir_fresh && e->validated_ms >= d->started_ms)
-			fresh = 1;
-		if (fresh) {
+	int64_t size_hint = -1;  /* from our listing: -2 not listed, else bytes */
+	int listed = 0, rc = 1;
+	uint64_t epoch0 = 0;     /* the cache's epoch before our listing     */
+	for (;;) {
+		double now = mono();
+		int via_list = 0;
+		rc = 1; /* 1: still to decide */
+		pthread_mutex_lock(&v->lock);
+		vcache_rec *e = vcache_get(&v->cache, key);
+		vcache_dir *d = vcache_dir_get(&v->cache, rname);
+		int dir_fresh = d && now - d->listed_ms < ttl_ms(v->o.dir_ttl);
+		if (e && e->schema == (const void *)s) {
+			int fresh = now - e->validated_ms < ttl_ms(v->o.record_ttl);
+			if (!fresh && w == WANT_ATTR && dir_fresh && e->validated_ms >= d->started_ms)
+				fresh = 1;
+			if (fresh) {
+				v->hits++;
+				rc = 0;
+			} else if (e->list_changed) {
+				rc = 3; /* a listing showed it changed: read it again */
+				size_hint = e->list_size;
+			} else {
+				rc = 2; /* revalidate */
+			}
+		} else if (!e && vcache_neg_valid(&v->cache, key, now)) {
 			v->hits++;
-			rc = 0;
-		} else {
-			rc = 2; /* revalidate */
+			rc = -ENOENT;
+		} else if (!e && dir_fresh && !vcache_dir_has(d, id)) {
+			v->hits++;
+			rc = -ENOENT;
 		}
-	} else if (!e && vcache_neg_valid(&v->cache, key, now)) {
-		v->hits++;
-		rc = -ENOENT;
-	} else if (!e && dir_fresh && !vcache_dir_has(d, id)) {
-		v->hits++;
-		rc = -ENOENT;
+		if (!listed && d && ((rc == 1 && !dir_fresh) || (rc == 2 && relist_pays(d))))
+			via_list = 1;
+		else if (rc == 2 && d)
+			d->heads++;
+		epoch0 = v->cache.epoch;
+		pthread_mutex_unlock(&v->lock);
+		if (!via_list)
+			break;
+		listed = 1;
+		if (sync_listing(v, res, LIST_NAMES, rc == 2, id, &size_hint, ctx) != 0)
+			break; /* the listing failed: ask about the name itself */
 	}
-	pthread_mutex_unlock(&v->lock);
-	if (rc == 2)
+	if (rc == 2 && listed && size_hint == -2) {
+		/* our listing does not have it: gone */
+		forget_missing_record(v, key, rname, id, epoch0);
+		rc = -ENOENT;
+	} else if (rc == 2 && listed && size_hint >= 0) {
+		/* listed with other validators (or read too close to its
+		 * LastModified to be confirmed): read it again */
+		rc = fetch_record_sized(v, res, id, size_hint, ctx);
+	} else if (rc == 2) {
 		rc = revalidate_record(v, res, id, ctx);
-	else if (rc == 1)
+	} else if (rc == 3) {
+		rc = fetch_record_sized(v, res, id, size_hint, ctx);
+	} else if (rc == 1) {
 		rc = disk_candidate(v, res, id, key) ? revalidate_record(v, res, id, ctx)
-		                                     : fetch_record(v, res, id, ctx);
+		                                     : fetch_record_sized(v, res, id, size_hint, ctx);
+	}
 	free(key);
 	return rc;
 }
@@ -1574,6 +1648,7 @@ typedef struct fetch_job {
 	vfs *v;
 	s3db_resource *res;
 	char **ids;
+	int64_t *sizes;          /* fetch_record: sizes the LIST gave, or NULL */
 	want w;
 	int use_ensure;          /* 1: ensure_record, 0: fetch_record       */
 	const s3db_ctx *ctx;
@@ -1584,7 +1659,8 @@ static void fetch_one(void *ud, size_t i)
 {
 	fetch_job *j = ud;
 	j->rcs[i] = j->use_ensure ? ensure_record(j->v, j->res, j->ids[i], j->w, j->ctx)
-	                          : fetch_record(j->v, j->res, j->ids[i], j->ctx);
+	                          : fetch_record_sized(j->v, j->res, j->ids[i],
+	                                               j->sizes ? j->sizes[i] : -1, j->ctx);
 }
 
 static int prefetch_width(vfs *v)
@@ -1592,21 +1668,14 @@ static int prefetch_width(vfs *v)
 	return v->o.prefetch > 0 ? v->o.prefetch : 32;
 }
 
-/* Lists a resource when its listing is older than dir_ttl: one LIST per
- * 1,000 ids; entries the LIST confirms stay; the persistent cache is
- * tried for the others; the rest are read, prefetch at a time.  0 or
- * -errno.  No lock held. */
-static int list_resource(vfs *v, s3db_resource *res, const s3db_ctx *ctx)
+/* The listing itself (sync_listing): LIST, confirm, read what mode
+ * asks, install the names.  epoch0: the cache's epoch before the LIST
+ * (local changes since are applied to the names).  No lock held. */
+static int list_resource_now(vfs *v, s3db_resource *res, const schema *s, list_mode mode,
+                             uint64_t epoch0, const char *want_id, int64_t *want_size,
+                             const s3db_ctx *ctx)
 {
 	const char *rname = s3db_resource_name(res);
-	const schema *s = db_current_schema(res);
-	pthread_mutex_lock(&v->lock);
-	vcache_dir *d = vcache_dir_get(&v->cache, rname);
-	int fresh = d && mono() - d->listed_ms < ttl_ms(v->o.dir_ttl);
-	uint64_t epoch0 = v->cache.epoch;
-	pthread_mutex_unlock(&v->lock);
-	if (fresh)
-		return 0;
 	double t_list = mono();
 	lents l = { 0 };
 	s3db_error err;
@@ -1623,25 +1692,36 @@ static int list_resource(vfs *v, s3db_resource *res, const s3db_ctx *ctx)
 	size_t nneed = 0;
 	int *gone = calloc(l.n + 1, sizeof *gone);
 	size_t *need_idx = calloc(l.n + 1, sizeof *need_idx);
-	if (!need || !gone || !need_idx) {
+	int64_t *sizes = calloc(l.n + 1, sizeof *sizes);
+	if (!need || !gone || !need_idx || !sizes) {
 		free(need);
 		free(gone);
 		free(need_idx);
+		free(sizes);
 		lents_free(&l);
 		return -ENOMEM;
 	}
 	/* what the LIST confirms */
 	int *unconfirmed = gone; /* reuse: 1 = not confirmed yet, later 2 = gone */
+	if (want_size)
+		*want_size = -2;
 	pthread_mutex_lock(&v->lock);
 	for (size_t i = 0; i < l.n; i++) {
+		if (want_size && want_id && !strcmp(l.items[i].id, want_id))
+			*want_size = l.items[i].size;
 		char *key = vcache_key(rname, l.items[i].id);
 		vcache_rec *e = key ? vmap_get(&v->cache.recs, key) : NULL;
 		if (e && e->schema == (const void *)s &&
 		    vcache_validators_match(e, l.items[i].etag, l.items[i].size, l.items[i].lm)) {
 			e->validated_ms = t_list;
+			e->list_changed = 0;
 			v->hits++;
 		} else {
 			unconfirmed[i] = 1;
+			if (e && !vcache_changed_since(&v->cache, key, epoch0)) {
+				e->list_changed = 1;
+				e->list_size = l.items[i].size;
+			}
 		}
 		free(key);
 	}
@@ -1649,7 +1729,7 @@ static int list_resource(vfs *v, s3db_resource *res, const s3db_ctx *ctx)
 	/* the persistent cache, confirmed by the LIST's validators */
 	char tag[96];
 	schema_tag(s, tag, sizeof tag);
-	for (size_t i = 0; i < l.n; i++) {
+	for (size_t i = 0; mode == LIST_RECORDS && i < l.n; i++) {
 		if (!unconfirmed[i])
 			continue;
 		vcache_disk_rec dr;
@@ -1680,6 +1760,7 @@ static int list_resource(vfs *v, s3db_resource *res, const s3db_ctx *ctx)
 		}
 		if (!ok) {
 			need_idx[nneed] = i;
+			sizes[nneed] = l.items[i].size;
 			need[nneed++] = l.items[i].id;
 		}
 	}
@@ -1688,7 +1769,8 @@ static int list_resource(vfs *v, s3db_resource *res, const s3db_ctx *ctx)
 	if (nneed) {
 		int *rcs = calloc(nneed, sizeof *rcs);
 		if (rcs) {
-			fetch_job j = { .v = v, .res = res, .ids = need, .ctx = ctx, .rcs = rcs };
+			fetch_job j = { .v = v, .res = res, .ids = need, .sizes = sizes, .ctx = ctx,
+			                .rcs = rcs };
 			pool_run(prefetch_width(v), nneed, fetch_one, &j);
 			for (size_t k = 0; k < nneed; k++)
 				if (rcs[k] == -ENOENT)
@@ -1705,6 +1787,8 @@ static int list_resource(vfs *v, s3db_resource *res, const s3db_ctx *ctx)
 		pthread_mutex_lock(&v->lock);
 		if (vcache_dir_put(&v->cache, rname, &names, t_list, mono()) == 0) {
 			vcache_dir *nd = vcache_dir_get(&v->cache, rname);
+			if (nd)
+				nd->names_only = mode == LIST_NAMES;
 			if (nd && change_apply(v, rname, nd, epoch0) < 0)
 				nd->listed_ms = -1e18;
 		}
@@ -1714,8 +1798,78 @@ static int list_resource(vfs *v, s3db_resource *res, const s3db_ctx *ctx)
 	free(need);
 	free(gone);
 	free(need_idx);
+	free(sizes);
 	lents_free(&l);
 	return rc;
+}
+
+/* Waits for a listing of rname in flight, then marks ours as in flight
+ * (when the directory is known).  Returns 1 when one ended while we
+ * waited.  Lock held. */
+static int listing_begin(vfs *v, const char *rname)
+{
+	int waited = 0;
+	vcache_dir *d;
+	while ((d = vcache_dir_get(&v->cache, rname)) && d->listing) {
+		pthread_cond_wait(&v->list_cv, &v->lock);
+		waited = 1;
+	}
+	if (d)
+		d->listing = 1;
+	return waited;
+}
+
+/* Ends our listing of rname (listing_begin); lock held. */
+static void listing_end(vfs *v, const char *rname)
+{
+	vcache_dir *d = vcache_dir_get(&v->cache, rname);
+	if (d)
+		d->listing = 0;
+	pthread_cond_broadcast(&v->list_cv);
+}
+
+/* Lists a resource: one LIST per 1,000 ids; the cache entries whose
+ * validators the LIST shows are confirmed (as of the LIST's start).  In
+ * LIST_RECORDS mode (readdir) the persistent cache is tried for the
+ * others and the rest are read, prefetch at a time, one request each
+ * (fetch_record_sized with the LIST's size); in LIST_NAMES mode (a
+ * lookup) nothing else is read.  Without `force`, nothing is done while
+ * the listing is younger than dir_ttl (and, for LIST_RECORDS, was made
+ * in that mode); with it, a listing that ended while this one waited to
+ * start is enough.  One listing of a resource at a time: the others wait
+ * for it.  *want_size (optional) gets the size the LIST gives want_id,
+ * -2 when it lacks it, -1 when no LIST was made.  0 or -errno.  No lock
+ * held. */
+static int sync_listing(vfs *v, s3db_resource *res, list_mode mode, int force,
+                        const char *want_id, int64_t *want_size, const s3db_ctx *ctx)
+{
+	const char *rname = s3db_resource_name(res);
+	const schema *s = db_current_schema(res);
+	if (want_size)
+		*want_size = -1;
+	pthread_mutex_lock(&v->lock);
+	int waited = listing_begin(v, rname);
+	vcache_dir *d = vcache_dir_get(&v->cache, rname);
+	int fresh = force ? waited
+	                  : d && mono() - d->listed_ms < ttl_ms(v->o.dir_ttl) &&
+	                    (mode == LIST_NAMES || !d->names_only);
+	uint64_t epoch0 = v->cache.epoch;
+	if (fresh)
+		listing_end(v, rname);
+	pthread_mutex_unlock(&v->lock);
+	if (fresh)
+		return 0;
+	int rc = list_resource_now(v, res, s, mode, epoch0, want_id, want_size, ctx);
+	pthread_mutex_lock(&v->lock);
+	listing_end(v, rname);
+	pthread_mutex_unlock(&v->lock);
+	return rc;
+}
+
+/* readdir's listing: sync_listing in LIST_RECORDS mode. */
+static int list_resource(vfs *v, s3db_resource *res, const s3db_ctx *ctx)
+{
+	return sync_listing(v, res, LIST_RECORDS, 0, NULL, NULL, ctx);
 }
 
 /* A partition value from its directory name ("f=v" -> "v"). */
@@ -3334,7 +3488,38 @@ static int split_key(const char *key, char **res, char **id)
 	return -ENOMEM;
 }
 
+/* 1 when a delete of res/id can go without reading the record first
+ * (resource_delete_known): the cache holds it, and when the resource
+ * has partitions (whose references the record's values name) it was
+ * confirmed within record_ttl.  *known gets the cached record (new
+ * reference).  No lock held. */
+static int known_record(vfs *v, s3db_resource *res, const char *id, json_object **known)
+{
+	const schema *s = db_current_schema(res);
+	int parts = s && s->partitions && json_object_object_length(s->partitions) > 0;
+	char *key = vcache_key(s3db_resource_name(res), id);
+	char *text = NULL;
+	size_t len = 0;
+	*known = NULL;
+	pthread_mutex_lock(&v->lock);
+	vcache_rec *e = key ? vmap_get(&v->cache.recs, key) : NULL;
+	if (e && e->schema == (const void *)s &&
+	    (!parts || mono() - e->validated_ms < ttl_ms(v->o.record_ttl))) {
+		text = s3db_strndup(e->text, e->len);
+		len = e->len;
+	}
+	pthread_mutex_unlock(&v->lock);
+	free(key);
+	if (text && s3db_json_parse(text, len, known, NULL) != S3DB_OK)
+		*known = NULL;
+	free(text);
+	return *known != NULL;
+}
+
 /* Deletes record rname/id in S3 (absent already: 0) and forgets it.
+ * A record the cache holds is deleted without being read (known_record:
+ * one DELETE, or one DeleteObjects with its partition references); S3
+ * cannot then say whether it still existed, so that is 0 too.
  * The caller holds its stripe.  0 or -errno (recorded for path/op). */
 static int delete_record(vfs *v, const char *rname, const char *id, const char *path,
                          const char *op, int missing_ok, const s3db_ctx *ctx)
@@ -3349,7 +3534,11 @@ static int delete_record(vfs *v, const char *rname, const char *id, const char *
 		return missing_ok ? 0 : -ENOENT;
 	s3db_error err;
 	s3db_error_clear(&err);
-	s3db_code c = s3db_delete(res, id, ctx, &err);
+	json_object *known = NULL;
+	s3db_code c = known_record(v, res, id, &known)
+	                  ? resource_delete_known(res, id, known, ctx, &err)
+	                  : s3db_delete(res, id, ctx, &err);
+	json_object_put(known);
 	if (c == S3DB_ERR_NOT_FOUND) {
 		install_deleted(v, rname, id);
 		return missing_ok ? 0 : -ENOENT;
@@ -4231,9 +4420,16 @@ int vfs_mkdir(vfs *v, const char *path, mode_t mode, const s3db_ctx *ctx)
 			if (c != S3DB_OK) {
 				rc = errno_of(v, c);
 				vfs_record_error(v, p.path, "mkdir", -rc, err.message);
-			} else {
-				dir_changed(v, p.path);
+				break;
 			}
+			dir_changed(v, p.path);
+			/* known empty: creating records in it asks S3 nothing */
+			strv none;
+			strv_init(&none);
+			pthread_mutex_lock(&v->lock);
+			double now = mono();
+			vcache_dir_put(&v->cache, p.name, &none, now, now);
+			pthread_mutex_unlock(&v->lock);
 			break;
 		}
 		case PK_ROOT:
@@ -4637,6 +4833,7 @@ s3db_code vfs_open(s3db *db, const vfs_options *opts, vfs **out, s3db_error *err
 	v->o.cache_dir = v->cache_dir;
 	v->o.scratch_dir = v->scratch_dir;
 	pthread_mutex_init(&v->lock, NULL);
+	pthread_cond_init(&v->list_cv, NULL);
 	pthread_mutex_init(&v->catalog_lock, NULL);
 	for (int i = 0; i < VFS_STRIPES; i++)
 		pthread_mutex_init(&v->stripes[i], NULL);
@@ -4788,6 +4985,7 @@ static void vfs_free(vfs *v)
 	vcache_free(&v->cache);
 	vcache_disk_close(&v->disk);
 	pthread_mutex_destroy(&v->lock);
+	pthread_cond_destroy(&v->list_cv);
 	pthread_mutex_destroy(&v->catalog_lock);
 	for (int i = 0; i < VFS_STRIPES; i++)
 		pthread_mutex_destroy(&v->stripes[i]);

@@ -166,6 +166,7 @@ vcache_rec *vcache_put(vcache *c, const char *key, char *text, size_t len,
 	r->validated_ms = validated_ms;
 	r->read_wall_ms = read_wall_ms;
 	r->schema = rendered_with;
+	r->list_changed = 0;
 	c->bytes += rec_cost(r);
 	vcache_neg *n = vmap_get(&c->negs, key);
 	if (n) {
@@ -281,6 +282,8 @@ int vcache_dir_put(vcache *c, const char *key, strv *names, double started_ms, d
 		d->names.items[w] = NULL;
 	d->listed_ms = listed_ms;
 	d->started_ms = started_ms;
+	d->names_only = 0;
+	d->heads = 0;
 	if (fresh && vmap_put(&c->dirs, key, d, NULL)) {
 		strv_free(&d->names);
 		free(d);

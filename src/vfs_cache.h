@@ -55,6 +55,10 @@ typedef struct vcache_rec {
 	uint64_t gen;            /* changes whenever the text changes       */
 	uint64_t opened_gen;     /* gen handed to the kernel at the last open */
 	uint64_t epoch;          /* epoch of the last local change          */
+	int list_changed;        /* a listing showed other validators (or
+	                            could not confirm a racy read): read it
+	                            again; cleared by vcache_put            */
+	int64_t list_size;       /* the size that listing showed            */
 	struct vcache_rec *prev, *next; /* LRU list, most recent first      */
 } vcache_rec;
 
@@ -64,6 +68,12 @@ typedef struct vcache_dir {
 	                            age counts from here                    */
 	double started_ms;       /* monotonic ms it started: entries
 	                            confirmed since are confirmed by it     */
+	int names_only;          /* the records were not read with it (a
+	                            relist for a lookup): a readdir lists
+	                            again to read them                      */
+	int listing;             /* a listing of it is in flight (the vfs
+	                            waits for it rather than list twice)    */
+	uint64_t heads;          /* revalidations by HEAD since the listing */
 } vcache_dir;
 
 typedef struct vcache_neg {
@@ -123,8 +133,8 @@ int vcache_validators_match(const vcache_rec *r, const char *etag, int64_t size,
 
 vcache_dir *vcache_dir_get(vcache *c, const char *key);
 /* Stores a listing that started at started_ms and completed at
- * listed_ms; takes names (sorted here).  0, or -1 out of memory (names
- * freed). */
+ * listed_ms; takes names (sorted here); names_only and heads start at 0,
+ * `listing` is kept.  0, or -1 out of memory (names freed). */
 int vcache_dir_put(vcache *c, const char *key, strv *names, double started_ms, double listed_ms);
 void vcache_dir_del(vcache *c, const char *key);
 int vcache_dir_has(const vcache_dir *d, const char *name);

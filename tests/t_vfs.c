@@ -1249,6 +1249,163 @@ VFS_CASE(a_remount_with_the_persistent_cache_only_lists)
 	strv_free(&after);
 }
 
+/* ---- requests per operation (issue 3 §7's targets, as exact counts) ---------------- */
+
+static const char *FREE_FORM = "{\"attributes\":{},\"behavior\":\"body-only\"}";
+
+/* n records n0000.. with a JSON body (a free-form resource), written by
+ * the other client. */
+static void insert_bodies(tctx *c, const char *res, int n)
+{
+	json_object *arr = json_object_new_array();
+	for (int i = 0; i < n; i++) {
+		char rec[160];
+		snprintf(rec, sizeof rec, "{\"id\":\"n%04d\",\"text\":\"note %d\",\"n\":%d}", i, i, i);
+		json_object_array_add(arr, parse(rec));
+	}
+	s3db_error err;
+	s3db_error_clear(&err);
+	CHECK_OK(s3db_insert_many(s3db_resource_find(c->other, res), arr, NULL, NULL, &err), &err);
+	json_object_put(arr);
+}
+
+VFS_CASE(creating_a_record_in_a_listed_or_new_directory_is_one_put)
+{
+	c->o.dir_ttl = 0.5;
+	define(c, "users", USERS);
+	tree_open(c);
+	/* a directory made by mkdir is known empty: no lookup request */
+	ATF_REQUIRE_EQ(vfs_mkdir(c->v, "/notes", 0755, NULL), 0);
+	reset(c);
+	ATF_REQUIRE_EQ(t_write(c, "/notes/n1.json", "{\"text\":\"one\"}", WRITE_NEW), 0);
+	ATF_REQUIRE_EQ_MSG(nreq(c, S3DB_CMD_PUT_OBJECT), 1, "%s", counts(c));
+	ATF_REQUIRE_EQ_MSG(total(c), 1, "create in a new directory: %s", counts(c));
+	ATF_REQUIRE(rec_exists(c, "notes", "n1"));
+	/* a listed directory answers the lookup of a new name; a record
+	 * without partition values is one PUT */
+	strv names;
+	ls(c, "/users", &names);
+	strv_free(&names);
+	reset(c);
+	ATF_REQUIRE_EQ(t_write(c, "/users/u1.json", "{\"name\":\"U1\"}", WRITE_NEW), 0);
+	ATF_REQUIRE_EQ_MSG(total(c), 1, "create in a listed directory: %s", counts(c));
+	ATF_REQUIRE_EQ(nreq(c, S3DB_CMD_PUT_OBJECT), 1);
+	/* + one PUT per partition reference */
+	reset(c);
+	ATF_REQUIRE_EQ(t_write(c, "/users/u2.json", "{\"name\":\"U2\",\"region\":\"asia\"}", WRITE_NEW), 0);
+	ATF_REQUIRE_EQ_MSG(nreq(c, S3DB_CMD_PUT_OBJECT), 2, "%s", counts(c));
+	ATF_REQUIRE_EQ_MSG(total(c), 2, "%s", counts(c));
+	/* the listing went stale (dir_ttl): one LIST answers this lookup
+	 * and the next ones, and shows what another client created */
+	insert(c, "users", "{\"id\":\"other\",\"name\":\"O\"}");
+	msleep(700);
+	reset(c);
+	ATF_REQUIRE_EQ(t_write(c, "/users/u3.json", "{\"name\":\"U3\"}", WRITE_NEW), 0);
+	ATF_REQUIRE_EQ(t_write(c, "/users/u4.json", "{\"name\":\"U4\"}", WRITE_NEW), 0);
+	ATF_REQUIRE_EQ_MSG(nreq(c, S3DB_CMD_LIST_OBJECTS_V2), 1, "%s", counts(c));
+	ATF_REQUIRE_EQ_MSG(nreq(c, S3DB_CMD_PUT_OBJECT), 2, "%s", counts(c));
+	ATF_REQUIRE_EQ_MSG(total(c), 3, "creates after dir_ttl: %s", counts(c));
+	/* a name another client created is not taken for a new one */
+	ATF_REQUIRE_EQ(t_write(c, "/users/other.json", "{\"name\":\"O\"}", O_WRONLY | O_CREAT | O_EXCL),
+	               -EEXIST);
+	ls(c, "/users", &names);
+	ATF_REQUIRE(has(&names, "other.json") && has(&names, "u1.json") && has(&names, "u4.json"));
+	strv_free(&names);
+}
+
+VFS_CASE(a_cold_listing_is_a_list_per_1000_records_and_one_request_per_record)
+{
+	const int n = 1003;
+	define(c, "notes", FREE_FORM);
+	insert_bodies(c, "notes", n);
+	tree_open(c);
+	ls_l(c, "/notes", 0);
+	/* each record has a JSON body: one GET carries it and the metadata */
+	ATF_REQUIRE_EQ_MSG(nreq(c, S3DB_CMD_LIST_OBJECTS_V2), 2, "%s", counts(c));
+	ATF_REQUIRE_EQ_MSG(nreq(c, S3DB_CMD_GET_OBJECT), (uint64_t)n, "%s", counts(c));
+	ATF_REQUIRE_EQ_MSG(total(c), (uint64_t)n + 2, "%s", counts(c));
+	/* then reading them all costs nothing */
+	reset(c);
+	ls_l(c, "/notes", 1);
+	ATF_REQUIRE_EQ_MSG(total(c), 0, "warm ls -l + cat: %s", counts(c));
+	char *s = cat(c, "/notes/n0042.json");
+	ATF_REQUIRE(strstr(s, "\"note 42\""));
+	free(s);
+}
+
+VFS_CASE(rm_of_a_cached_record_is_at_most_two_requests)
+{
+	users_abc(c);
+	ATF_REQUIRE_EQ(vfs_mkdir(c->v, "/notes", 0755, NULL), 0);
+	ATF_REQUIRE_EQ(t_write(c, "/notes/x.json", "{\"text\":\"x\"}", WRITE_NEW), 0);
+	ls_l(c, "/users", 1);
+	/* a has two partition references: the object and both references
+	 * go in one DeleteObjects */
+	reset(c);
+	struct stat st;
+	ATF_REQUIRE_EQ(t_stat(c, "/users/a.json", &st), 0);
+	ATF_REQUIRE_EQ(vfs_unlink(c->v, "/users/a.json", NULL), 0);
+	ATF_REQUIRE_MSG(total(c) >= 1 && total(c) <= 2, "rm: %s", counts(c));
+	ATF_REQUIRE_EQ_MSG(nreq(c, S3DB_CMD_HEAD_OBJECT) + nreq(c, S3DB_CMD_GET_OBJECT), 0, "%s",
+	                   counts(c));
+	/* our own delete needs no revalidation */
+	reset(c);
+	ATF_REQUIRE_EQ(t_stat(c, "/users/a.json", &st), -ENOENT);
+	strv names;
+	ls(c, "/users", &names);
+	ATF_REQUIRE(!has(&names, "a.json") && has(&names, "b.json"));
+	strv_free(&names);
+	ATF_REQUIRE_EQ_MSG(total(c), 0, "after rm: %s", counts(c));
+	ATF_REQUIRE(!rec_exists(c, "users", "a"));
+	strv keys;
+	raw_keys(c, &keys);
+	for (size_t i = 0; i < keys.count; i++)
+		ATF_REQUIRE_MSG(!strstr(keys.items[i], "id=a") || strstr(keys.items[i], "id=a/") ||
+		                    s3db_str_ends(keys.items[i], "id=ab"),
+		                "a reference of a is left: %s", keys.items[i]);
+	strv_free(&keys);
+	/* no partitions: one DELETE */
+	reset(c);
+	ATF_REQUIRE_EQ(vfs_unlink(c->v, "/notes/x.json", NULL), 0);
+	ATF_REQUIRE_EQ_MSG(nreq(c, S3DB_CMD_DELETE_OBJECT), 1, "%s", counts(c));
+	ATF_REQUIRE_EQ_MSG(total(c), 1, "rm: %s", counts(c));
+	ATF_REQUIRE(!rec_exists(c, "notes", "x"));
+}
+
+VFS_CASE(opening_after_record_ttl_revalidates_the_directory_with_one_list)
+{
+	const int n = 12;
+	c->o.record_ttl = 0.4;
+	c->o.dir_ttl = 0.4;
+	define(c, "notes", FREE_FORM);
+	insert_bodies(c, "notes", n);
+	msleep(2100); /* past the racy second of their LastModified */
+	tree_open(c);
+	ls_l(c, "/notes", 1);
+	/* another client changes one record meanwhile */
+	json_object *patch = parse("{\"text\":\"changed elsewhere\"}");
+	s3db_error err;
+	s3db_error_clear(&err);
+	CHECK_OK(s3db_update(s3db_resource_find(c->other, "notes"), "n0003", patch, NULL, NULL, &err),
+	         &err);
+	json_object_put(patch);
+	msleep(600);
+	reset(c);
+	/* cat of every record, no readdir: the first open relists the
+	 * directory, which confirms all the others */
+	for (int i = 0; i < n; i++) {
+		char path[64];
+		snprintf(path, sizeof path, "/notes/n%04d.json", i);
+		char *s = cat(c, path);
+		ATF_REQUIRE(strstr(s, i == 3 ? "changed elsewhere" : "note"));
+		free(s);
+	}
+	ATF_REQUIRE_EQ_MSG(nreq(c, S3DB_CMD_LIST_OBJECTS_V2), 1, "%s", counts(c));
+	ATF_REQUIRE_EQ_MSG(nreq(c, S3DB_CMD_HEAD_OBJECT), 0, "%s", counts(c));
+	/* only the changed record is read again, with one GET */
+	ATF_REQUIRE_EQ_MSG(total(c), 2, "%s", counts(c));
+}
+
 /* ---- resources, schemas, partitions, content --------------------------------------- */
 
 VFS_CASE(mkdir_makes_a_free_form_resource_and_rmdir_removes_an_empty_one)
@@ -2041,6 +2198,10 @@ ATF_TP_ADD_TCS(tp)
 	ADD_CASE(tp, changes_by_another_client_show_after_the_ttls);
 	ADD_CASE(tp, options_change_while_mounted);
 	ADD_CASE(tp, a_remount_with_the_persistent_cache_only_lists);
+	ADD_CASE(tp, creating_a_record_in_a_listed_or_new_directory_is_one_put);
+	ADD_CASE(tp, a_cold_listing_is_a_list_per_1000_records_and_one_request_per_record);
+	ADD_CASE(tp, rm_of_a_cached_record_is_at_most_two_requests);
+	ADD_CASE(tp, opening_after_record_ttl_revalidates_the_directory_with_one_list);
 	ADD_CASE(tp, mkdir_makes_a_free_form_resource_and_rmdir_removes_an_empty_one);
 	ADD_CASE(tp, schema_file_shows_the_definition_and_writing_it_makes_a_new_version);
 	ADD_CASE(tp, partition_directories_list_only_their_prefix);
