@@ -200,10 +200,15 @@ s3db_code resource_delete_known(s3db_resource *res, const char *id, json_object 
 s3db_code resource_head_meta(s3db_resource *res, const char *id, record_meta *meta,
                              s3db_error *err);
 /* Lists the records (or a partition's) with what LIST tells of each
- * object: fn(ud, id, entry) in id order; fn returns non-zero to stop. */
+ * object: fn(ud, id, entry) in id order; fn returns non-zero to stop.
+ * With a ctx (a user's directory listing) it is a list operation on the
+ * event bus: beforeList (a listener may refuse it) and afterList (no
+ * records: the entries are not read); NULL ctx: an internal look, no
+ * events. */
 typedef int (*resource_entry_fn)(void *ud, const char *id, const store_entry *e);
 s3db_code resource_list_entries(s3db_resource *res, const s3db_list_opts *opts,
-                                resource_entry_fn fn, void *ud, s3db_error *err);
+                                const s3db_ctx *ctx, resource_entry_fn fn, void *ud,
+                                s3db_error *err);
 /* The database that owns a resource. */
 s3db *resource_db(s3db_resource *res);
 

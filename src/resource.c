@@ -1269,23 +1269,30 @@ static int walk_entry(void *ud, const store_entry *e)
 }
 
 s3db_code resource_list_entries(s3db_resource *res, const s3db_list_opts *opts,
-                                resource_entry_fn fn, void *ud, s3db_error *err)
+                                const s3db_ctx *ctx, resource_entry_fn fn, void *ud,
+                                s3db_error *err)
 {
 	const schema *s;
+	double t0 = s3db_monotonic_ms();
 	s3db_code rc = need_schema(res, &s, err);
 	if (rc != S3DB_OK)
+		return rc;
+	if (ctx && (rc = emit_before(res, S3DB_EV_BEFORE_LIST, NULL, NULL, NULL, ctx, err)) != S3DB_OK)
 		return rc;
 	char *prefix = NULL;
 	int matchable = 1;
 	entry_walk w = { .fn = fn, .ud = ud };
 	rc = listing_prefix(res, s, opts, &prefix, &w.segments, &matchable, err);
-	if (rc != S3DB_OK)
-		return rc;
-	w.prefix_len = strlen(prefix);
-	if (matchable)
-		rc = store_list_all(res->db->store, prefix, walk_entry, &w, err);
-	free(prefix);
-	s3db_free_strv(w.segments);
+	if (rc == S3DB_OK) {
+		w.prefix_len = strlen(prefix);
+		if (matchable)
+			rc = store_list_all(res->db->store, prefix, walk_entry, &w, err);
+		free(prefix);
+		s3db_free_strv(w.segments);
+	}
+	if (ctx)
+		event_emit(res->db, S3DB_EV_AFTER_LIST, res->name, NULL, NULL, NULL, ctx, rc,
+		           s3db_monotonic_ms() - t0);
 	return rc;
 }
 

@@ -333,19 +333,20 @@ static void stop_plugins(daemon_state *d)
 }
 
 /* A running plugin's options changed in the config file: hand them over;
- * the running copy changes only when the plugin takes them. */
-static void reconfigure_plugin(daemon_state *d, const mopt *next, const mopt_change *c)
+ * the running copy changes only when the plugin takes them.  Returns 1
+ * when it took them, 0 when it refused (logged) or is not running. */
+static int reconfigure_plugin(daemon_state *d, const mopt *next, const mopt_change *c)
 {
 	size_t i;
 	if (sscanf(c->name, "plugins[%zu]", &i) != 1 || i >= d->nplugins || i >= next->nplugins ||
 	    !d->plugins[i])
-		return;
+		return 0;
 	mopt_plugin *run = &d->running.plugins[i];
 	s3db_error err = { 0 };
 	if (s3db_plugin_reconfigure(d->plugins[i], next->plugins[i].options, &err) != S3DB_OK) {
 		log_msg(LOG_LVL_WARN, "config: %s %s: refused (%s); the running options stay", c->name,
 		        c->to, err.message);
-		return;
+		return 0;
 	}
 	json_object *copy = NULL;
 	if (json_object_deep_copy(next->plugins[i].options, &copy, NULL) == 0 && copy) {
@@ -353,6 +354,7 @@ static void reconfigure_plugin(daemon_state *d, const mopt *next, const mopt_cha
 		run->options = copy;
 	}
 	log_msg(LOG_LVL_INFO, "config: %s %s: applied", c->name, c->to);
+	return 1;
 }
 
 /* ---- live reconfiguration ------------------------------------------------------------ */
@@ -360,7 +362,7 @@ static void reconfigure_plugin(daemon_state *d, const mopt *next, const mopt_cha
 typedef struct reload_ctx {
 	daemon_state *d;
 	const mopt *next;
-	int timeouts, vfs_fields, applied, deferred;
+	int timeouts, vfs_fields, applied, deferred, refused;
 } reload_ctx;
 
 static void on_change(void *ud, const mopt_change *c)
@@ -368,8 +370,10 @@ static void on_change(void *ud, const mopt_change *c)
 	reload_ctx *r = ud;
 	daemon_state *d = r->d;
 	if (c->live && c->key == MOPT_PLUGINS) {
-		r->applied++;
-		reconfigure_plugin(d, r->next, c);
+		if (reconfigure_plugin(d, r->next, c))
+			r->applied++;
+		else
+			r->refused++;
 		return;
 	}
 	if (!c->live) {
@@ -471,8 +475,8 @@ static void on_config_changed(void *ud)
 	if (n == 0)
 		log_msg(LOG_LVL_INFO, "config: %s re-read: nothing changed", name);
 	else
-		log_msg(LOG_LVL_INFO, "config: %s re-read: %d applied, %d at the next mount", name,
-		        r.applied, r.deferred);
+		log_msg(LOG_LVL_INFO, "config: %s re-read: %d applied, %d refused, %d at the next mount",
+		        name, r.applied, r.refused, r.deferred);
 	mopt_free(&next);
 }
 

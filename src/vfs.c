@@ -1680,7 +1680,7 @@ static int list_resource_now(vfs *v, s3db_resource *res, const schema *s, list_m
 	lents l = { 0 };
 	s3db_error err;
 	s3db_error_clear(&err);
-	s3db_code c = resource_list_entries(res, NULL, collect_entry, &l, &err);
+	s3db_code c = resource_list_entries(res, NULL, ctx, collect_entry, &l, &err);
 	if (c == S3DB_OK && l.oom)
 		c = S3DB_ERR_NOMEM;
 	if (c != S3DB_OK) {
@@ -1952,7 +1952,7 @@ static int list_part_dir(vfs *v, const vpath *p, const s3db_ctx *ctx, strv *out)
 			                                                        p->fields.items[i])));
 		s3db_list_opts lo = { .partition = p->part, .partition_values = vals };
 		lents l = { 0 };
-		c = resource_list_entries(p->res, &lo, collect_entry, &l, &err);
+		c = resource_list_entries(p->res, &lo, ctx, collect_entry, &l, &err);
 		json_object_put(vals);
 		if (c == S3DB_OK && l.oom)
 			c = S3DB_ERR_NOMEM;
@@ -4504,7 +4504,7 @@ int vfs_rmdir(vfs *v, const char *path, const s3db_ctx *ctx)
 			int any = 0;
 			s3db_error err;
 			s3db_error_clear(&err);
-			s3db_code c = resource_list_entries(p.res, NULL, stop_at_first, &any, &err);
+			s3db_code c = resource_list_entries(p.res, NULL, NULL, stop_at_first, &any, &err);
 			if (c == S3DB_OK && any)
 				rc = -ENOTEMPTY;
 			else if (c == S3DB_OK)

@@ -1813,6 +1813,44 @@ VFS_CASE(a_record_stored_at_release_carries_the_writer_s_context)
 	s3db_off(c->db, id);
 }
 
+typedef struct seen_lists {
+	int before, after;
+	char process[32];
+} seen_lists;
+
+static s3db_code count_lists(void *ud, const s3db_event *ev)
+{
+	seen_lists *w = ud;
+	if (ev->type == S3DB_EV_BEFORE_LIST)
+		w->before++;
+	if (ev->type == S3DB_EV_AFTER_LIST) {
+		w->after++;
+		snprintf(w->process, sizeof w->process, "%s", ev->ctx->process ? ev->ctx->process : "");
+	}
+	return S3DB_OK;
+}
+
+static int count_entries(void *ud, const char *name, const struct stat *st)
+{
+	(*(int *)ud)++;
+	return 0;
+}
+
+VFS_CASE(listing_a_resource_is_a_list_operation_on_the_event_bus)
+{
+	users_abc(c);
+	seen_lists w = { 0 };
+	int id = s3db_on(c->db, count_lists, &w);
+	s3db_ctx ls_ctx = { .uid = 1000, .gid = 1000, .pid = 77, .process = "ls", .origin = "fuse" };
+	int n = 0;
+	ATF_REQUIRE_EQ(vfs_readdir(c->v, "/users", count_entries, &n, &ls_ctx), 0);
+	ATF_REQUIRE(n >= 3);
+	ATF_REQUIRE_EQ(w.before, 1);
+	ATF_REQUIRE_EQ(w.after, 1);
+	ATF_REQUIRE_STREQ(w.process, "ls");
+	s3db_off(c->db, id);
+}
+
 VFS_CASE(a_database_written_by_s3db_js_7_is_read_only)
 {
 	/* put a 7.x catalogue in place */
@@ -2212,6 +2250,7 @@ ATF_TP_ADD_TCS(tp)
 	ADD_CASE(tp, a_write_to_a_plugin_file_shows_in_the_next_read_at_once);
 	ADD_CASE(tp, a_file_registered_for_queries_is_never_listed);
 	ADD_CASE(tp, a_record_stored_at_release_carries_the_writer_s_context);
+	ADD_CASE(tp, listing_a_resource_is_a_list_operation_on_the_event_bus);
 	ADD_CASE(tp, a_database_written_by_s3db_js_7_is_read_only);
 	ADD_CASE(tp, concurrent_writers_and_readers_see_their_records);
 	ATF_TP_ADD_TC(tp, s3__storage_failures_give_eio_and_refused_credentials_eacces);
