@@ -7,28 +7,21 @@
 #
 # The binary is $S3DB_CLI (or the ATF configuration variable S3DB_CLI);
 # without it every test fails.  Each test case runs in its own work
-# directory (ATF makes one) and keeps its database in ./db.
+# directory (ATF makes one) and keeps its database in ./db.  The helpers
+# named ml_* are tests/mountlib.sh's ($MOUNTLIB, exported by the generated
+# tests/t_cli too).
+
+. "${MOUNTLIB:?MOUNTLIB must name tests/mountlib.sh (the generated tests/t_cli exports it)}"
 
 # Common setup: exports S3DB_CLI and C (the connection string) for the
 # commands atf_check runs, and clears variables that would change them.
 setup()
 {
-	if [ -z "${S3DB_CLI:-}" ]; then
-		S3DB_CLI=$(atf_config_get S3DB_CLI "")
-	fi
-	[ -n "${S3DB_CLI}" ] || atf_fail "S3DB_CLI is not set (the path of the built s3db)"
-	[ -x "${S3DB_CLI}" ] || atf_fail "S3DB_CLI=${S3DB_CLI} is not an executable"
+	ml_need_programs S3DB_CLI
+	ml_clean_env
 	C="file://$(pwd)/db"
-	export S3DB_CLI C
-	unset S3DB_PASSPHRASE AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY \
-	    AWS_SESSION_TOKEN AWS_REGION AWS_ENDPOINT_URL
+	export C
 	command -v jq >/dev/null || atf_fail "jq is needed by these tests"
-}
-
-# jqtrue FILE FILTER: the jq FILTER is true for FILE.
-jqtrue()
-{
-	atf_check -s exit:0 -o ignore jq -e "$2" "$1"
 }
 
 # Defines resource "users" (name required, age, region, a nested profile,
@@ -155,19 +148,19 @@ schema_defines_and_prints_the_definition_body()
 {
 	setup
 	define_users
-	jqtrue def.out '.attributes.name == "string|required"'
-	jqtrue def.out '.attributes.password == "secret|optional"'
-	jqtrue def.out '.partitions.byRegion.fields.region == "string"'
+	ml_jq_true def.out '.attributes.name == "string|required"'
+	ml_jq_true def.out '.attributes.password == "secret|optional"'
+	ml_jq_true def.out '.partitions.byRegion.fields.region == "string"'
 	# printing: stdin not given (here /dev/null, i.e. empty)
 	atf_check -s exit:0 -o save:printed.out -x '"$S3DB_CLI" "$C" schema users </dev/null'
-	jqtrue printed.out '.attributes.name == "string|required"'
+	ml_jq_true printed.out '.attributes.name == "string|required"'
 	atf_check -s exit:0 -o ignore cmp def.out printed.out
 	# a changed definition becomes the current one
 	jq '.attributes.email = "string|optional"' users-def.json >users-def2.json
 	atf_check -s exit:0 -o save:def2.out -x '"$S3DB_CLI" "$C" schema users < users-def2.json'
-	jqtrue def2.out '.attributes.email == "string|optional"'
+	ml_jq_true def2.out '.attributes.email == "string|optional"'
 	atf_check -s exit:0 -o save:printed2.out -x '"$S3DB_CLI" "$C" schema users </dev/null'
-	jqtrue printed2.out '.attributes.email == "string|optional"'
+	ml_jq_true printed2.out '.attributes.email == "string|optional"'
 	# a fresh process sees it too
 	atf_check -s exit:0 -o inline:'[\n  "users"\n]\n' "$S3DB_CLI" "$C" resources
 }
@@ -207,9 +200,9 @@ put_with_id_argument_inserts_and_prints_the_record_body()
 	setup
 	define_users
 	put_user u1 '{"name":"Ann","age":31,"region":"eu"}'
-	jqtrue put.out '.id == "u1" and .name == "Ann" and .age == 31 and .region == "eu"'
+	ml_jq_true put.out '.id == "u1" and .name == "Ann" and .age == 31 and .region == "eu"'
 	atf_check -s exit:0 -o save:get.out "$S3DB_CLI" "$C" get users u1
-	jqtrue get.out '.id == "u1" and .name == "Ann" and .age == 31 and .region == "eu"'
+	ml_jq_true get.out '.id == "u1" and .name == "Ann" and .age == 31 and .region == "eu"'
 }
 
 atf_test_case put_takes_the_id_from_the_record
@@ -218,9 +211,9 @@ put_takes_the_id_from_the_record_body()
 	setup
 	define_users
 	put_user "" '{"id":"u7","name":"Gus"}'
-	jqtrue put.out '.id == "u7" and .name == "Gus"'
+	ml_jq_true put.out '.id == "u7" and .name == "Gus"'
 	atf_check -s exit:0 -o save:get.out "$S3DB_CLI" "$C" get users u7
-	jqtrue get.out '.name == "Gus"'
+	ml_jq_true get.out '.name == "Gus"'
 	# the same id in both places is fine, different ids are not
 	put_user u7 '{"id":"u7","name":"Gus2"}'
 	printf '{"id":"u8","name":"Hal"}' >rec.json
@@ -237,10 +230,10 @@ put_without_id_generates_one_body()
 	setup
 	define_users
 	put_user "" '{"name":"Ida"}'
-	jqtrue put.out '(.id | type == "string" and length > 0) and .name == "Ida"'
+	ml_jq_true put.out '(.id | type == "string" and length > 0) and .name == "Ida"'
 	id=$(jq -r .id put.out)
 	atf_check -s exit:0 -o save:get.out "$S3DB_CLI" "$C" get users "$id"
-	jqtrue get.out '.name == "Ida"'
+	ml_jq_true get.out '.name == "Ida"'
 	atf_check -s exit:0 -o inline:"$id\n" "$S3DB_CLI" "$C" ls users --ids
 }
 
@@ -251,9 +244,9 @@ put_replaces_an_existing_record_body()
 	define_users
 	put_user u1 '{"name":"Ann","age":31,"region":"eu"}'
 	put_user u1 '{"name":"Anne"}'
-	jqtrue put.out '.id == "u1" and .name == "Anne" and (has("age") | not) and (has("region") | not)'
+	ml_jq_true put.out '.id == "u1" and .name == "Anne" and (has("age") | not) and (has("region") | not)'
 	atf_check -s exit:0 -o save:get.out "$S3DB_CLI" "$C" get users u1
-	jqtrue get.out '.name == "Anne" and (has("age") | not)'
+	ml_jq_true get.out '.name == "Anne" and (has("age") | not)'
 	atf_check -s exit:0 -o inline:'1\n' "$S3DB_CLI" "$C" count users
 	# the old partition entry went with the old region
 	atf_check -s exit:0 -o inline:'0\n' \
@@ -310,7 +303,7 @@ output_is_json_pretty_printed_with_two_spaces_body()
 	atf_check -s exit:0 -o inline:'{\n' head -n 1 get.out
 	atf_check -s exit:0 -o inline:'}\n' tail -n 1 get.out
 	atf_check -s exit:1 grep -q "$(printf '\t')" get.out
-	jqtrue get.out '.name == "An \"A\" /\\ é" and .age == 0.1'
+	ml_jq_true get.out '.name == "An \"A\" /\\ é" and .age == 0.1'
 	# empty containers as JSON.stringify writes them
 	echo '{"attributes":{"title":"string"}}' >def.json
 	atf_check -s exit:0 -o ignore -x '"$S3DB_CLI" "$C" schema empty < def.json'
@@ -328,9 +321,9 @@ update_merges_a_patch_body()
 	three_users
 	printf '{"age":32,"profile":{"country":"es"}}' >patch.json
 	atf_check -s exit:0 -o save:upd.out -x '"$S3DB_CLI" "$C" update users u1 < patch.json'
-	jqtrue upd.out '.id == "u1" and .name == "Ann" and .age == 32 and .region == "eu" and .profile.country == "es"'
+	ml_jq_true upd.out '.id == "u1" and .name == "Ann" and .age == 32 and .region == "eu" and .profile.country == "es"'
 	atf_check -s exit:0 -o save:get.out "$S3DB_CLI" "$C" get users u1
-	jqtrue get.out '.name == "Ann" and .age == 32 and .profile.country == "es"'
+	ml_jq_true get.out '.name == "Ann" and .age == 32 and .profile.country == "es"'
 }
 
 atf_test_case update_errors
@@ -347,7 +340,7 @@ update_errors_body()
 	printf '{"id":"u9"}' >idchange.json
 	atf_check -s exit:3 -e match:'"id"' -x '"$S3DB_CLI" "$C" update users u1 < idchange.json'
 	atf_check -s exit:0 -o save:get.out "$S3DB_CLI" "$C" get users u1
-	jqtrue get.out '.age == 31'
+	ml_jq_true get.out '.age == 31'
 }
 
 # ---- rm --------------------------------------------------------------------------
@@ -382,9 +375,9 @@ ls_prints_records_as_a_json_array_body()
 	setup
 	three_users
 	atf_check -s exit:0 -o save:ls.out "$S3DB_CLI" "$C" ls users
-	jqtrue ls.out 'type == "array" and length == 3'
-	jqtrue ls.out '[.[].id] == ["u1","u2","u3"]'
-	jqtrue ls.out '.[1].name == "Bob" and .[1].age == 40'
+	ml_jq_true ls.out 'type == "array" and length == 3'
+	ml_jq_true ls.out '[.[].id] == ["u1","u2","u3"]'
+	ml_jq_true ls.out '.[1].name == "Bob" and .[1].age == 40'
 	atf_check -s exit:1 -e match:"no such resource 'ghosts'" "$S3DB_CLI" "$C" ls ghosts
 }
 
@@ -406,7 +399,7 @@ ls_limit_and_offset_window_the_list_body()
 	atf_check -s exit:0 -o inline:'u1\nu2\n' "$S3DB_CLI" "$C" ls users --ids --limit 2
 	atf_check -s exit:0 -o inline:'u2\n' "$S3DB_CLI" "$C" ls users --ids --limit 1 --offset 1
 	atf_check -s exit:0 -o save:ls.out "$S3DB_CLI" "$C" ls users --limit 1 --offset 2
-	jqtrue ls.out 'length == 1 and .[0].id == "u3"'
+	ml_jq_true ls.out 'length == 1 and .[0].id == "u3"'
 	atf_check -s exit:0 -o inline:'' "$S3DB_CLI" "$C" ls users --ids --offset 5
 }
 
@@ -419,7 +412,7 @@ ls_lists_one_partition_body()
 	    "$S3DB_CLI" "$C" ls users --ids --partition byRegion --values '{"region":"eu"}'
 	atf_check -s exit:0 -o save:ls.out \
 	    "$S3DB_CLI" "$C" ls users --partition byRegion --values '{"region":"us"}'
-	jqtrue ls.out 'length == 1 and .[0].id == "u2" and .[0].name == "Bob"'
+	ml_jq_true ls.out 'length == 1 and .[0].id == "u2" and .[0].name == "Bob"'
 	atf_check -s exit:0 -o inline:'u1\nu2\nu3\n' "$S3DB_CLI" "$C" ls users --ids --partition byRegion
 	atf_check -s exit:3 -e match:'^s3db: --values: invalid JSON' \
 	    "$S3DB_CLI" "$C" ls users --partition byRegion --values '{region:eu}'
@@ -447,20 +440,20 @@ query_prints_matching_records_body()
 	three_users
 	printf '{"region":"eu"}' >f.json
 	atf_check -s exit:0 -o save:q.out -x '"$S3DB_CLI" "$C" query users < f.json'
-	jqtrue q.out '[.[].id] == ["u1","u3"]'
+	ml_jq_true q.out '[.[].id] == ["u1","u3"]'
 	printf '{"region":"eu","age":25}' >f.json
 	atf_check -s exit:0 -o save:q.out -x '"$S3DB_CLI" "$C" query users < f.json'
-	jqtrue q.out '[.[].id] == ["u3"]'
+	ml_jq_true q.out '[.[].id] == ["u3"]'
 	printf '{"profile.country":"pt"}' >f.json
 	atf_check -s exit:0 -o save:q.out -x '"$S3DB_CLI" "$C" query users < f.json'
-	jqtrue q.out '[.[].id] == ["u1"]'
+	ml_jq_true q.out '[.[].id] == ["u1"]'
 	printf '{}' >f.json
 	atf_check -s exit:0 -o save:q.out -x '"$S3DB_CLI" "$C" query users --limit 2 < f.json'
-	jqtrue q.out '[.[].id] == ["u1","u2"]'
+	ml_jq_true q.out '[.[].id] == ["u1","u2"]'
 	printf '{"region":"eu"}' >f.json
 	atf_check -s exit:0 -o save:q.out \
 	    -x '"$S3DB_CLI" "$C" query users --partition byRegion --values "{\"region\":\"eu\"}" < f.json'
-	jqtrue q.out '[.[].id] == ["u1","u3"]'
+	ml_jq_true q.out '[.[].id] == ["u1","u3"]'
 }
 
 atf_test_case query_errors
@@ -489,16 +482,16 @@ secret_fields_use_the_passphrase_file_body()
 	printf '{"name":"Ann","password":"Zplain-pw-7"}' >rec.json
 	atf_check -s exit:0 -o save:put.out \
 	    -x '"$S3DB_CLI" --passphrase-file pass "$C" put users u1 < rec.json'
-	jqtrue put.out '.password == "Zplain-pw-7"'
+	ml_jq_true put.out '.password == "Zplain-pw-7"'
 	# stored encrypted: the plain text is nowhere in the database
 	atf_check -s exit:1 grep -rqF Zplain-pw-7 db
 	atf_check -s exit:0 -o save:get.out "$S3DB_CLI" --passphrase-file pass "$C" get users u1
-	jqtrue get.out '.password == "Zplain-pw-7"'
+	ml_jq_true get.out '.password == "Zplain-pw-7"'
 	# S3DB_PASSPHRASE is the same passphrase (the file's trailing newline
 	# is not part of it)
 	atf_check -s exit:0 -o save:get2.out \
 	    -x 'S3DB_PASSPHRASE="correct horse battery" "$S3DB_CLI" "$C" get users u1'
-	jqtrue get2.out '.password == "Zplain-pw-7"'
+	ml_jq_true get2.out '.password == "Zplain-pw-7"'
 }
 
 atf_test_case storage_errors_exit_4

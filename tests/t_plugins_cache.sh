@@ -17,54 +17,31 @@
 # Objects are inspected through the front with curl's SigV4 signer.
 # Programs: $S3DBFS, $S3DB_CLI (exported by the generated
 # tests/t_plugins_cache).  Mounting needs root; every case unmounts in its
-# cleanup.
+# cleanup.  The helpers named ml_* are tests/mountlib.sh's ($MOUNTLIB,
+# exported by the generated program too).
 
-fail()
-{
-	atf_fail "$(printf '%s' "$*" | tr -s '\n' '|' | sed 's/|/ | /g')"
-}
+. "${MOUNTLIB:?MOUNTLIB must name tests/mountlib.sh (the generated tests/t_plugins_cache exports it)}"
+ML_S3_TAG=cache
 
 common_head()
 {
-	atf_set require.user root
-	atf_set require.progs "fusermount3 jq curl md5sum"
-	atf_set timeout 120
+	ml_mount_head 120 curl md5sum
 }
 
+# setup: the programs, a fresh prefix of the bucket (ml_use_s3), the cache's
+# config file ./cache.json (in DAEMON_OPTS too) and CACHE, the cache's key
+# prefix.
 setup()
 {
-	for v in S3DBFS S3DB_CLI; do
-		eval "[ -n \"\${$v:-}\" ] || $v=\$(atf_config_get $v '')"
-	done
-	[ -x "$S3DBFS" ] || fail "S3DBFS='$S3DBFS' is not an executable (the built s3dbfs)"
-	[ -x "$S3DB_CLI" ] || fail "S3DB_CLI='$S3DB_CLI' is not an executable (the built s3db)"
-	for v in S3DB_TEST_S3_URL S3DB_TEST_S3_BUCKET S3DB_TEST_ACCESS_KEY S3DB_TEST_SECRET_KEY; do
-		eval "[ -n \"\${$v:-}\" ]" ||
-		    fail "$v is not set: start tests/servers/servers.sh and export its env"
-	done
-	unset S3DB_PASSPHRASE S3DB_LOG_LEVEL AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY \
-	    AWS_SESSION_TOKEN AWS_REGION AWS_ENDPOINT_URL
-	WORK=$(pwd)
-	MNT=$WORK/mnt
-	mkdir -p "$MNT"
-	PREFIX="t/cache-$(atf_get ident)-$$-$(date +%s%N)"
-	hostport=${S3DB_TEST_S3_URL#http://}
-	enc=$(jq -rn --arg s "$S3DB_TEST_SECRET_KEY" '$s | @uri')
-	CLI_C="http://$S3DB_TEST_ACCESS_KEY:$enc@$hostport/$S3DB_TEST_S3_BUCKET/$PREFIX"
-	DAEMON_C="http://$hostport/$S3DB_TEST_S3_BUCKET/$PREFIX"
-	(umask 077 && printf '%s:%s\n' "$S3DB_TEST_ACCESS_KEY" "$S3DB_TEST_SECRET_KEY" >"$WORK/passwd")
-	DAEMON_OPTS="log_level=info,passwd_file=$WORK/passwd,config=$WORK/cache.json"
+	ml_setup S3DBFS S3DB_CLI
+	ml_use_s3
+	DAEMON_OPTS="$DAEMON_OPTS,config=$WORK/cache.json"
 	jq -n '{plugins: [{name: "CachePlugin", options: {driver: "s3", ttl: 600000}}]}' \
 	    >"$WORK/cache.json"
 	CACHE="$PREFIX/plugin=cache/cache"
 }
 
-# cli ARGS: the CLI without plugins; ccli ARGS: with the cache's config.
-cli()
-{
-	"$S3DB_CLI" "$CLI_C" "$@"
-}
-
+# ccli ARGS: the CLI with the cache's config (ml_cli: without plugins).
 ccli()
 {
 	"$S3DB_CLI" --config "$WORK/cache.json" "$CLI_C" "$@"
@@ -75,11 +52,11 @@ seed()
 {
 	echo '{"attributes":{"name":"string|required","region":"string"},"timestamps":false,
 	  "partitions":{"byRegion":{"fields":{"region":"string"}}}}' >def.json
-	cli schema users <def.json >/dev/null 2>seed.err || fail "schema users: $(cat seed.err)"
-	echo '{"name":"Ana","region":"BR"}' | cli put users ana >/dev/null 2>seed.err ||
-	    fail "put ana: $(cat seed.err)"
-	echo '{"name":"Bob","region":"US"}' | cli put users bob >/dev/null 2>seed.err ||
-	    fail "put bob: $(cat seed.err)"
+	ml_cli schema users <def.json >/dev/null 2>seed.err || ml_fail "schema users: $(cat seed.err)"
+	echo '{"name":"Ana","region":"BR"}' | ml_cli put users ana >/dev/null 2>seed.err ||
+	    ml_fail "put ana: $(cat seed.err)"
+	echo '{"name":"Bob","region":"US"}' | ml_cli put users bob >/dev/null 2>seed.err ||
+	    ml_fail "put bob: $(cat seed.err)"
 }
 
 # s3 PATH_AND_QUERY [CURL ARGS]: a signed request to the front.
@@ -102,7 +79,7 @@ uri()
 cache_keys()
 {
 	s3 "?list-type=2&prefix=$(printf '%s' "$CACHE/" | jq -Rr @uri)" >list.xml ||
-	    fail "cannot list the bucket"
+	    ml_fail "cannot list the bucket"
 	grep -o '<Key>[^<]*</Key>' list.xml | sed -e 's/<Key>//; s/<\/Key>//' \
 	    -e "s|^$CACHE/||" | sort >keys.txt
 }
@@ -110,13 +87,13 @@ cache_keys()
 has_key()
 {
 	cache_keys
-	grep -qxF "$1" keys.txt || fail "no cache object $1; the cache holds: $(cat keys.txt)"
+	grep -qxF "$1" keys.txt || ml_fail "no cache object $1; the cache holds: $(cat keys.txt)"
 }
 
 lacks_key()
 {
 	cache_keys
-	grep -qxF "$1" keys.txt && fail "cache object $1 is still there"
+	grep -qxF "$1" keys.txt && ml_fail "cache object $1 is still there"
 	return 0
 }
 
@@ -127,55 +104,6 @@ id_key()
 	echo "resource=users/action=$1/$h.json.gz"
 }
 
-is_mounted()
-{
-	awk -v m="$1" '$2 == m && $3 == "fuse.s3dbfs" { f = 1 } END { exit !f }' /proc/mounts
-}
-
-mount_it()
-{
-	"$S3DBFS" "$DAEMON_C" "$MNT" -f -o "$DAEMON_OPTS" >>"$MNT.log" 2>&1 &
-	DAEMON_PID=$!
-	echo "$DAEMON_PID" >>"$WORK/daemon.pids"
-	i=0
-	while ! is_mounted "$MNT"; do
-		kill -0 "$DAEMON_PID" 2>/dev/null ||
-		    fail "s3dbfs exited before mounting: $(tail -n 20 "$MNT.log")"
-		i=$((i + 1))
-		[ $i -le 100 ] || fail "not mounted after 10 s: $(tail -n 20 "$MNT.log")"
-		sleep 0.1
-	done
-}
-
-unmount_it()
-{
-	fusermount3 -u "$MNT" 2>unmount.err || fail "cannot unmount: $(cat unmount.err)"
-	i=0
-	while kill -0 "$DAEMON_PID" 2>/dev/null; do
-		i=$((i + 1))
-		[ $i -le 150 ] || fail "s3dbfs still runs 15 s after unmount"
-		sleep 0.1
-	done
-	wait "$DAEMON_PID"
-	[ $? -eq 0 ] || fail "s3dbfs exited non-zero: $(tail -n 20 "$MNT.log")"
-}
-
-cleanup_mounts()
-{
-	for m in $(awk -v p="$(pwd)/" 'index($2, p) == 1 { print $2 }' /proc/mounts); do
-		fusermount3 -uz "$m" 2>/dev/null
-	done
-	if [ -f daemon.pids ]; then
-		for p in $(cat daemon.pids); do kill -KILL "$p" 2>/dev/null; done
-	fi
-	return 0
-}
-
-jqtrue()
-{
-	jq -e "$2" "$1" >/dev/null 2>&1 || fail "$1: jq '$2' is not true: $(head -c 800 "$1")"
-}
-
 # ---- cases ----------------------------------------------------------------------------
 
 atf_test_case cache_file_shows_stats_and_clear_empties_the_bucket cleanup
@@ -184,27 +112,27 @@ cache_file_shows_stats_and_clear_empties_the_bucket_body()
 {
 	setup
 	seed
-	mount_it
+	ml_mount "$MNT"
 	atf_check -o match:'^\.cache$' ls -a "$MNT"
-	ccli get users ana >/dev/null 2>cli.err || fail "get: $(cat cli.err)"
-	ccli count users >/dev/null 2>cli.err || fail "count: $(cat cli.err)"
+	ccli get users ana >/dev/null 2>cli.err || ml_fail "get: $(cat cli.err)"
+	ccli count users >/dev/null 2>cli.err || ml_fail "count: $(cat cli.err)"
 	cp "$MNT/.cache" stats.json
-	jqtrue stats.json '.driver == "s3" and .entries == 2 and .bytes > 0'
-	jqtrue stats.json 'has("hits") and has("misses") and has("hitRate") and has("evictions")'
+	ml_jq_true stats.json '.driver == "s3" and .entries == 2 and .bytes > 0'
+	ml_jq_true stats.json 'has("hits") and has("misses") and has("hitRate") and has("evictions")'
 	# the command is taken when the file is closed: cp reports close()
 	echo flush >cmd.txt
-	cp cmd.txt "$MNT/.cache" 2>cp.err && fail "writing 'flush' to /.cache was accepted"
-	grep -q "Invalid argument" cp.err || fail "flush refused with: $(cat cp.err)"
-	grep -q "unknown command 'flush'" "$MNT.log" || fail "no reason in the log: $(tail -n 5 "$MNT.log")"
+	cp cmd.txt "$MNT/.cache" 2>cp.err && ml_fail "writing 'flush' to /.cache was accepted"
+	grep -q "Invalid argument" cp.err || ml_fail "flush refused with: $(cat cp.err)"
+	grep -q "unknown command 'flush'" "$MNT.log" || ml_fail "no reason in the log: $(tail -n 5 "$MNT.log")"
 	echo clear >cmd.txt
-	cp cmd.txt "$MNT/.cache" 2>cp.err || fail "writing 'clear' to /.cache failed: $(cat cp.err)"
+	cp cmd.txt "$MNT/.cache" 2>cp.err || ml_fail "writing 'clear' to /.cache failed: $(cat cp.err)"
 	cache_keys
-	[ -s keys.txt ] && fail "objects left after clear: $(cat keys.txt)"
+	[ -s keys.txt ] && ml_fail "objects left after clear: $(cat keys.txt)"
 	cp "$MNT/.cache" stats.json
-	jqtrue stats.json '.entries == 0'
-	unmount_it
+	ml_jq_true stats.json '.entries == 0'
+	ml_unmount "$MNT" "$DAEMON_PID"
 }
-cache_file_shows_stats_and_clear_empties_the_bucket_cleanup() { cleanup_mounts; }
+cache_file_shows_stats_and_clear_empties_the_bucket_cleanup() { ml_cleanup; }
 
 atf_test_case cache_objects_have_the_spec_format
 cache_objects_have_the_spec_format_head() { atf_set require.progs "jq curl md5sum"; }
@@ -213,25 +141,25 @@ cache_objects_have_the_spec_format_body()
 	setup
 	seed
 	now=$(date +%s%3N)
-	ccli get users ana >/dev/null 2>cli.err || fail "get: $(cat cli.err)"
-	ccli ls users --ids >/dev/null 2>cli.err || fail "ls: $(cat cli.err)"
+	ccli get users ana >/dev/null 2>cli.err || ml_fail "get: $(cat cli.err)"
+	ccli ls users --ids >/dev/null 2>cli.err || ml_fail "ls: $(cat cli.err)"
 	ccli count users --partition byRegion --values '{"region":"BR"}' >count.txt 2>cli.err ||
-	    fail "count: $(cat cli.err)"
+	    ml_fail "count: $(cat cli.err)"
 	atf_check -o inline:"1\n" cat count.txt
 	has_key "$(id_key get ana)"
 	has_key "resource=users/action=listIds.json.gz"
 	has_key "resource=users/action=count/partition:byRegion/region:BR.json.gz"
 	s3 "/$(uri "$CACHE/resource=users/action=listIds.json.gz")" -D headers.txt -o body.json ||
-	    fail "cannot read the listIds object"
+	    ml_fail "cannot read the listIds object"
 	grep -qi '^content-type: application/json' headers.txt ||
-	    fail "content type: $(grep -i content-type headers.txt)"
+	    ml_fail "content type: $(grep -i content-type headers.txt)"
 	# {"data":"[\"ana\",\"bob\"]","compressed":false,"originalSize":13,"_expiresAt":T}
-	jqtrue body.json 'keys_unsorted == ["data", "compressed", "originalSize", "_expiresAt"]'
-	jqtrue body.json '.data == "[\"ana\",\"bob\"]" and .compressed == false and .originalSize == 13'
-	jqtrue body.json "._expiresAt >= $now + 600000 and ._expiresAt <= $(date +%s%3N) + 600000"
+	ml_jq_true body.json 'keys_unsorted == ["data", "compressed", "originalSize", "_expiresAt"]'
+	ml_jq_true body.json '.data == "[\"ana\",\"bob\"]" and .compressed == false and .originalSize == 13'
+	ml_jq_true body.json "._expiresAt >= $now + 600000 and ._expiresAt <= $(date +%s%3N) + 600000"
 	# a second read is answered from the cache: one GET of the object
-	ccli get users ana >out.json || fail "get from the cache failed"
-	jqtrue out.json '.name == "Ana"'
+	ccli get users ana >out.json || ml_fail "get from the cache failed"
+	ml_jq_true out.json '.name == "Ana"'
 }
 
 atf_test_case mount_write_invalidates_what_the_cli_cached cleanup
@@ -240,32 +168,32 @@ mount_write_invalidates_what_the_cli_cached_body()
 {
 	setup
 	seed
-	ccli get users ana >/dev/null 2>cli.err || fail "get: $(cat cli.err)"
-	ccli get users bob >/dev/null 2>cli.err || fail "get: $(cat cli.err)"
-	ccli count users >/dev/null 2>cli.err || fail "count: $(cat cli.err)"
+	ccli get users ana >/dev/null 2>cli.err || ml_fail "get: $(cat cli.err)"
+	ccli get users bob >/dev/null 2>cli.err || ml_fail "get: $(cat cli.err)"
+	ccli count users >/dev/null 2>cli.err || ml_fail "count: $(cat cli.err)"
 	ccli count users --partition byRegion --values '{"region":"US"}' >/dev/null 2>cli.err ||
-	    fail "count US: $(cat cli.err)"
+	    ml_fail "count US: $(cat cli.err)"
 	has_key "$(id_key get ana)"
-	mount_it
-	sed -i 's/"Ana"/"Anna"/' "$MNT/users/ana.json" || fail "sed -i through the mount failed"
+	ml_mount "$MNT"
+	sed -i 's/"Ana"/"Anna"/' "$MNT/users/ana.json" || ml_fail "sed -i through the mount failed"
 	# ana's entry and the resource's count are gone; bob's and the US
 	# partition's (ana is BR) are kept
 	lacks_key "$(id_key get ana)"
 	lacks_key "resource=users/action=count.json.gz"
 	has_key "$(id_key get bob)"
 	has_key "resource=users/action=count/partition:byRegion/region:US.json.gz"
-	ccli get users ana >out.json || fail "get after the write failed"
-	jqtrue out.json '.name == "Anna"'
+	ccli get users ana >out.json || ml_fail "get after the write failed"
+	ml_jq_true out.json '.name == "Anna"'
 	# an insert through the mount drops the count again
 	ccli count users >/dev/null
 	has_key "resource=users/action=count.json.gz"
-	echo '{"name":"Cid","region":"US"}' >"$MNT/users/cid.json" || fail "insert through the mount"
+	echo '{"name":"Cid","region":"US"}' >"$MNT/users/cid.json" || ml_fail "insert through the mount"
 	lacks_key "resource=users/action=count.json.gz"
 	lacks_key "resource=users/action=count/partition:byRegion/region:US.json.gz"
-	[ "$(ccli count users)" = 3 ] || fail "count after the insert: $(ccli count users)"
-	unmount_it
+	[ "$(ccli count users)" = 3 ] || ml_fail "count after the insert: $(ccli count users)"
+	ml_unmount "$MNT" "$DAEMON_PID"
 }
-mount_write_invalidates_what_the_cli_cached_cleanup() { cleanup_mounts; }
+mount_write_invalidates_what_the_cli_cached_cleanup() { ml_cleanup; }
 
 atf_test_case cli_write_invalidates_what_the_daemon_reads_next cleanup
 cli_write_invalidates_what_the_daemon_reads_next_head() { common_head; }
@@ -273,37 +201,26 @@ cli_write_invalidates_what_the_daemon_reads_next_body()
 {
 	setup
 	seed
-	mount_it
-	printf 'first version' >"$MNT/users/ana.bin" || fail "writing ana.bin through the mount"
+	ml_mount "$MNT"
+	printf 'first version' >"$MNT/users/ana.bin" || ml_fail "writing ana.bin through the mount"
 	atf_check -o inline:"first version" cat "$MNT/users/ana.bin"
 	# the daemon's read of the content went through the shared cache
 	has_key "$(id_key content ana)"
 	atf_check -o inline:"first version" cat "$MNT/users/ana.bin"
 	# a CLI write of ana with the same config drops that entry
 	echo '{"name":"Ana B","region":"BR"}' | ccli update users ana >/dev/null 2>cli.err ||
-	    fail "update: $(cat cli.err)"
+	    ml_fail "update: $(cat cli.err)"
 	lacks_key "$(id_key content ana)"
 	# ... and the CLI deleting the record leaves the daemon nothing stale
 	ccli get users ana >/dev/null
 	has_key "$(id_key get ana)"
-	ccli rm users ana >/dev/null 2>cli.err || fail "rm: $(cat cli.err)"
+	ccli rm users ana >/dev/null 2>cli.err || ml_fail "rm: $(cat cli.err)"
 	lacks_key "$(id_key get ana)"
 	cp "$MNT/.cache" stats.json
-	jqtrue stats.json '.hits >= 1'
-	unmount_it
+	ml_jq_true stats.json '.hits >= 1'
+	ml_unmount "$MNT" "$DAEMON_PID"
 }
-cli_write_invalidates_what_the_daemon_reads_next_cleanup() { cleanup_mounts; }
-
-# wait_log PATTERN: waits up to 10 s for an extended regex in the daemon's log.
-wait_log()
-{
-	i=0
-	until grep -Eq "$1" "$MNT.log"; do
-		i=$((i + 1))
-		[ $i -le 100 ] || fail "no '$1' in the log: $(tail -n 8 "$MNT.log")"
-		sleep 0.1
-	done
-}
+cli_write_invalidates_what_the_daemon_reads_next_cleanup() { ml_cleanup; }
 
 atf_test_case config_change_applies_live_and_a_refused_one_keeps_the_options cleanup
 config_change_applies_live_and_a_refused_one_keeps_the_options_head() { common_head; }
@@ -311,35 +228,35 @@ config_change_applies_live_and_a_refused_one_keeps_the_options_body()
 {
 	setup
 	seed
-	mount_it
+	ml_mount "$MNT"
 	cp "$MNT/.cache" stats.json
-	jqtrue stats.json '.ttl == 600000 and .compression == true'
+	ml_jq_true stats.json '.ttl == 600000 and .compression == true'
 	# the watched file changes: ttl 600000 -> 5000, compression off
 	jq -n '{plugins: [{name: "CachePlugin", options: {driver: "s3", ttl: 5000,
 	    s3Options: {compression: false}}}]}' >"$WORK/cache.json.new"
 	mv "$WORK/cache.json.new" "$WORK/cache.json"
-	wait_log 'plugins\[0\] \(CachePlugin\) options changed: .*ttl.*applied'
-	wait_log 'CachePlugin.*ttl: 600000 -> 5000 \(live\)'
-	wait_log 'CachePlugin.*compression: true -> false \(live\)'
+	ml_wait_log "$MNT.log" 'plugins\[0\] \(CachePlugin\) options changed: .*ttl.*applied'
+	ml_wait_log "$MNT.log" 'CachePlugin.*ttl: 600000 -> 5000 \(live\)'
+	ml_wait_log "$MNT.log" 'CachePlugin.*compression: true -> false \(live\)'
 	cp "$MNT/.cache" stats.json
-	jqtrue stats.json '.ttl == 5000 and .compression == false and .prefix == "plugin=cache/cache/"'
+	ml_jq_true stats.json '.ttl == 5000 and .compression == false and .prefix == "plugin=cache/cache/"'
 	# the next entry the daemon stores expires 5 s after it is written
-	printf 'bob body' >"$MNT/users/bob.bin" || fail "writing bob.bin through the mount"
+	printf 'bob body' >"$MNT/users/bob.bin" || ml_fail "writing bob.bin through the mount"
 	before=$(date +%s%3N)
 	atf_check -o inline:"bob body" cat "$MNT/users/bob.bin"
 	has_key "$(id_key content bob)"
-	s3 "/$(uri "$CACHE/$(id_key content bob)")" -o body.json || fail "cannot read the entry"
-	jqtrue body.json "._expiresAt >= $before + 5000 and ._expiresAt <= $(date +%s%3N) + 5000"
+	s3 "/$(uri "$CACHE/$(id_key content bob)")" -o body.json || ml_fail "cannot read the entry"
+	ml_jq_true body.json "._expiresAt >= $before + 5000 and ._expiresAt <= $(date +%s%3N) + 5000"
 	# a new location for the entries is refused; the running options stay
 	jq -n '{plugins: [{name: "CachePlugin", options: {driver: "s3", ttl: 1000,
 	    s3Options: {prefix: "other/"}}}]}' >"$WORK/cache.json"
-	wait_log 'refused \(CachePlugin: s3Options.prefix \(keyPrefix\) cannot change while mounted'
-	wait_log 'the running options stay'
+	ml_wait_log "$MNT.log" 'refused \(CachePlugin: s3Options.prefix \(keyPrefix\) cannot change while mounted'
+	ml_wait_log "$MNT.log" 'the running options stay'
 	cp "$MNT/.cache" stats.json
-	jqtrue stats.json '.ttl == 5000 and .compression == false and .prefix == "plugin=cache/cache/"'
-	unmount_it
+	ml_jq_true stats.json '.ttl == 5000 and .compression == false and .prefix == "plugin=cache/cache/"'
+	ml_unmount "$MNT" "$DAEMON_PID"
 }
-config_change_applies_live_and_a_refused_one_keeps_the_options_cleanup() { cleanup_mounts; }
+config_change_applies_live_and_a_refused_one_keeps_the_options_cleanup() { ml_cleanup; }
 
 atf_init_test_cases()
 {
