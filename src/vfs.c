@@ -37,7 +37,11 @@
  * that follows is a cache hit.  Lookups of names a fresh listing lacks
  * cost nothing: mkdir starts a known-empty listing, our writes and
  * deletes keep listings current, and a stale listing is listed again
- * (names only) rather than asked about name by name.
+ * (names only) rather than asked about name by name — in the background
+ * (refresh_start: one thread per directory at a time, joined by the next
+ * refresh or vfs_close) while, for a window past dir_ttl, the stale
+ * listing still answers lookups (stale-while-revalidate, ensure_record),
+ * so that writers never wait for a relist.
  *
  * Writing: a record file open for writing is a buffer; flush, fsync and
  * release commit it (validate + insert or replace) and return only once
@@ -66,6 +70,7 @@
  * stripes by key hash), taken before v->lock, in index order when two
  * are needed: two writes of one record never interleave.  A fetch that
  * ran concurrently with a local change is not installed (cache epochs).
+ * v->refreshes (the background listings) is guarded by v->lock too.
  *
  * Requests: the vfs installs the database's request hook, counts requests
  * by command for /.status, and forwards each to the observers plugins
