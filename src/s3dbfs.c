@@ -591,6 +591,25 @@ static int connection_to_open(const mopt *o, char **out)
 	return EXIT_OK_;
 }
 
+/* Requests the store may have in flight: -o parallelism, else the
+ * connection string's, else at least prefetch (the library's default,
+ * 16, would hold a directory's prefetch of 32 to 16 requests at once). */
+static int store_parallelism(const mopt *o)
+{
+	if (o->set & (UINT64_C(1) << MOPT_PARALLELISM))
+		return o->parallelism;
+	conn_info ci;
+	s3db_error err = { 0 };
+	int named = 0;
+	if (conn_parse(o->connection, &ci, &err) == S3DB_OK) {
+		named = ci.parallelism > 0;
+		conn_info_free(&ci);
+	}
+	if (named)
+		return 0; /* the connection string's */
+	return o->prefetch > 16 ? o->prefetch : 16;
+}
+
 /* Opens the database.  Returns an exit status. */
 static int open_database(daemon_state *d)
 {
@@ -612,7 +631,7 @@ static int open_database(daemon_state *d)
 	s3db_options so;
 	memset(&so, 0, sizeof so);
 	so.passphrase = pass ? pass : o->passphrase;
-	so.parallelism = (o->set & (UINT64_C(1) << MOPT_PARALLELISM)) ? o->parallelism : 0;
+	so.parallelism = store_parallelism(o);
 	so.timeout_ms = (o->set & (UINT64_C(1) << MOPT_TIMEOUT)) ? (int)(o->timeout * 1000.0) : 0;
 	so.max_retries = (o->set & (UINT64_C(1) << MOPT_RETRIES)) ? o->retries : 0;
 	so.create_if_missing = 1;

@@ -37,7 +37,11 @@
  * that follows is a cache hit.  Lookups of names a fresh listing lacks
  * cost nothing: mkdir starts a known-empty listing, our writes and
  * deletes keep listings current, and a stale listing is listed again
- * (names only) rather than asked about name by name.
+ * (names only) rather than asked about name by name — in the background
+ * (refresh_start: one thread per directory at a time, joined by the next
+ * refresh or vfs_close) while, for a window past dir_ttl, the stale
+ * listing still answers lookups (stale-while-revalidate, ensure_record),
+ * so that writers never wait for a relist.
  *
  * Writing: a record file open for writing is a buffer; flush, fsync and
  * release commit it (validate + insert or replace) and return only once
@@ -66,6 +70,7 @@
  * stripes by key hash), taken before v->lock, in index order when two
  * are needed: two writes of one record never interleave.  A fetch that
  * ran concurrently with a local change is not installed (cache epochs).
+ * v->refreshes (the background listings) is guarded by v->lock too.
  *
  * Requests: the vfs installs the database's request hook, counts requests
  * by command for /.status, and forwards each to the observers plugins
@@ -95,7 +100,10 @@
 #define VFS_ERRORS_KEPT 1000
 #define VFS_STRIPES 64
 #define VFS_NAME_MAX 255
-#define VFS_CHANGES_KEPT 512
+/* local changes remembered for the listings in flight (change_apply):
+ * enough for a listing of several seconds while writers store hundreds
+ * of records a second; a listing that outlives them is not trusted */
+#define VFS_CHANGES_KEPT 16384
 #define VFS_RENDER_KEEP_MS 1000.0
 
 /* ---- types ------------------------------------------------------------------- */
@@ -167,6 +175,18 @@ typedef struct vchange {
 	int exists;
 } vchange;
 
+/* A background relist of one resource's listing (stale-while-
+ * revalidate, see ensure_record): a thread of its own, joined by the next
+ * refresh to start or by vfs_close. */
+typedef struct vrefresh {
+	pthread_t thread;
+	struct vfs *v;
+	s3db_resource *res;
+	char *rname;
+	int done;                /* the thread has ended its work (lock)    */
+	struct vrefresh *next;
+} vrefresh;
+
 typedef struct vrender {
 	char *text;
 	size_t len;
@@ -213,6 +233,9 @@ struct vfs {
 	atomic_uint_fast64_t req[S3DB_CMD__COUNT];
 	atomic_uint_fast64_t req_errors, bytes_sent, bytes_received;
 	pthread_cond_t list_cv;  /* a resource listing in flight ended     */
+	struct vrefresh *refreshes; /* background relists (lock): running or
+	                            ended but not yet joined                */
+	int closing;             /* vfs_close began: no new refresh        */
 };
 
 /* ---- small helpers --------------------------------------------------------------- */
@@ -1192,6 +1215,30 @@ static int relist_pays(const vcache_dir *d)
 	return pages <= 1 || d->heads + 1 >= pages;
 }
 
+static int refresh_start(vfs *v, s3db_resource *res);
+
+/* How long past dir_ttl a listing may still answer while it is listed
+ * again in the background (stale-while-revalidate): twice the time its
+ * own listing took, at least 1 s, at most dir_ttl (so nothing with
+ * dir_ttl 0).  Lock held. */
+static double stale_window_ms(const vfs *v, const vcache_dir *d)
+{
+	double ttl = ttl_ms(v->o.dir_ttl);
+	double w = 2 * (d->listed_ms - d->started_ms);
+	if (w < 1000)
+		w = 1000;
+	return w < ttl ? w : ttl;
+}
+
+/* 1 when d, older than dir_ttl, may still answer lookups (see
+ * ensure_record): it is a complete listing (not one dropped by an
+ * overflow of the change log) kept current by our own writes, and
+ * within stale_window_ms past dir_ttl.  Lock held. */
+static int dir_serves_stale(const vfs *v, const vcache_dir *d, double now)
+{
+	return d && now - d->listed_ms < ttl_ms(v->o.dir_ttl) + stale_window_ms(v, d);
+}
+
 /* Makes the cache hold res/id, fresh enough for w.  0, -ENOENT, -errno.
  *
  * A name the directory's fresh listing lacks is missing without a
@@ -1201,8 +1248,18 @@ static int relist_pays(const vcache_dir *d)
  * validators, one LIST per 1,000 ids) rather than asking S3 about that
  * one name: the next lookups (a create loop, parallel copies) are then
  * answered from it.  A stale entry is revalidated by listing its
- * directory again when relist_pays(), else with one HEAD.  No lock
- * held. */
+ * directory again when relist_pays(), else with one HEAD.
+ *
+ * Stale-while-revalidate: for a getattr (WANT_ATTR, which a create with
+ * O_TRUNC also uses), a listing past dir_ttl but within
+ * dir_serves_stale still answers — a name it lacks is missing, an entry
+ * it confirmed is fresh — and the directory is listed again by a
+ * background thread (refresh_start; one per directory at a time), so a
+ * lookup never waits for a relist.  An open without O_TRUNC
+ * (close-to-open, appends) never answers from a stale listing.  A
+ * create answered "missing" is an insert with If-None-Match: a record
+ * another client made meanwhile turns it into a replace (or EEXIST
+ * under O_EXCL), never a lost record.  No lock held. */
 static int ensure_record(vfs *v, s3db_resource *res, const char *id, want w, const s3db_ctx *ctx)
 {
 	const char *rname = s3db_resource_name(res);
@@ -1221,9 +1278,13 @@ static int ensure_record(vfs *v, s3db_resource *res, const char *id, want w, con
 		vcache_rec *e = vcache_get(&v->cache, key);
 		vcache_dir *d = vcache_dir_get(&v->cache, rname);
 		int dir_fresh = d && now - d->listed_ms < ttl_ms(v->o.dir_ttl);
+		int dir_stale_ok = !dir_fresh && w == WANT_ATTR && dir_serves_stale(v, d, now);
 		if (e && e->schema == (const void *)s) {
 			int fresh = now - e->validated_ms < ttl_ms(v->o.record_ttl);
 			if (!fresh && w == WANT_ATTR && dir_fresh && e->validated_ms >= d->started_ms)
+				fresh = 1;
+			if (!fresh && dir_stale_ok && e->validated_ms >= d->started_ms &&
+			    refresh_start(v, res) == 0)
 				fresh = 1;
 			if (fresh) {
 				v->hits++;
@@ -1238,6 +1299,9 @@ static int ensure_record(vfs *v, s3db_resource *res, const char *id, want w, con
 			v->hits++;
 			rc = -ENOENT;
 		} else if (!e && dir_fresh && !vcache_dir_has(d, id)) {
+			v->hits++;
+			rc = -ENOENT;
+		} else if (!e && dir_stale_ok && !vcache_dir_has(d, id) && refresh_start(v, res) == 0) {
 			v->hits++;
 			rc = -ENOENT;
 		}
@@ -1864,6 +1928,77 @@ static int sync_listing(vfs *v, s3db_resource *res, list_mode mode, int force,
 	listing_end(v, rname);
 	pthread_mutex_unlock(&v->lock);
 	return rc;
+}
+
+/* The background relist of refresh_start: a names-only listing, made
+ * when the listing is still stale (sync_listing), with the mount's own
+ * context (no caller waits for it). */
+static void *refresh_main(void *arg)
+{
+	vrefresh *r = arg;
+	vfs *v = r->v;
+	s3db_ctx ctx = { .uid = getuid(), .gid = getgid(), .pid = getpid(), .process = "s3dbfs",
+	                 .origin = "fuse" };
+	int rc = sync_listing(v, r->res, LIST_NAMES, 0, NULL, NULL, &ctx);
+	if (rc)
+		log_msg(LOG_LVL_DEBUG, "background listing of %s: %s", r->rname, strerror(-rc));
+	pthread_mutex_lock(&v->lock);
+	r->done = 1;
+	pthread_mutex_unlock(&v->lock);
+	return NULL;
+}
+
+/* Joins and frees the refreshes that ended (all of them, waiting, when
+ * `all`).  Lock held; released while waiting for a running one. */
+static void refresh_reap(vfs *v, int all)
+{
+	vrefresh **pp = &v->refreshes;
+	while (*pp) {
+		vrefresh *r = *pp;
+		if (!r->done && !all) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		if (!r->done)
+			pthread_mutex_unlock(&v->lock);
+		pthread_join(r->thread, NULL); /* a done thread only returns */
+		if (!r->done)
+			pthread_mutex_lock(&v->lock);
+		free(r->rname);
+		free(r);
+		pp = &v->refreshes; /* the list may have changed meanwhile */
+	}
+}
+
+/* Lists res again in the background unless a refresh of it is running
+ * already (then nothing to do).  0 when one runs, -1 when none can start
+ * (vfs_close began, out of memory, no thread): the caller lists in the
+ * foreground instead.  Lock held. */
+static int refresh_start(vfs *v, s3db_resource *res)
+{
+	const char *rname = s3db_resource_name(res);
+	if (v->closing)
+		return -1;
+	refresh_reap(v, 0);
+	for (vrefresh *r = v->refreshes; r; r = r->next)
+		if (!r->done && !strcmp(r->rname, rname))
+			return 0;
+	vrefresh *r = calloc(1, sizeof *r);
+	if (!r || !(r->rname = strdup(rname))) {
+		free(r);
+		return -1;
+	}
+	r->v = v;
+	r->res = res;
+	if (pthread_create(&r->thread, NULL, refresh_main, r) != 0) {
+		free(r->rname);
+		free(r);
+		return -1;
+	}
+	r->next = v->refreshes;
+	v->refreshes = r;
+	return 0;
 }
 
 /* readdir's listing: sync_listing in LIST_RECORDS mode. */
@@ -5001,6 +5136,8 @@ int vfs_close(vfs *v)
 		return 0;
 	pending_walk w = { 0 };
 	pthread_mutex_lock(&v->lock);
+	v->closing = 1;
+	refresh_reap(v, 1);
 	vmap_each(&v->nodes, collect_pending, &w);
 	size_t tombs = v->tombs.count;
 	pthread_mutex_unlock(&v->lock);

@@ -81,9 +81,32 @@ typedef struct vfs_options {
 	double entry_ttl;         /* ... names                               */
 	double negative_ttl;      /* seconds a missing name stays missing    */
 	double record_ttl;        /* a cached record older than this is
-	                             revalidated (1 HEAD) when opened        */
+	                             revalidated when opened (close-to-open)
+	                             or looked up: by its directory's
+	                             listing when that is younger than
+	                             dir_ttl, else 1 LIST per 1,000 names
+	                             of its directory when that confirms
+	                             more than it costs (one page, or as
+	                             many HEADs spent there as pages), else
+	                             1 HEAD; re-read (1 GET) only when S3
+	                             shows other validators                  */
 	double dir_ttl;           /* a directory listing older than this is
-	                             listed again                            */
+	                             listed again: 1 LIST per 1,000 names.
+	                             Lookups (getattr, create with O_TRUNC)
+	                             do not wait for that relist: for
+	                             another window of twice the listing's
+	                             own duration (at least 1 s, at most
+	                             dir_ttl) the stale listing answers and
+	                             a background thread lists it again; an
+	                             open without O_TRUNC never answers from
+	                             a stale listing.  So a change by another
+	                             client shows within dir_ttl + that
+	                             window + one listing's duration (at
+	                             most 2 x dir_ttl + one listing); a
+	                             create of a name another client made
+	                             meanwhile is an insert that S3 refuses
+	                             (If-None-Match), then a replace (EEXIST
+	                             under O_EXCL): never a lost record      */
 	int prefetch;             /* records fetched in parallel when a
 	                             directory is listed (default 32)        */
 	const char *cache_dir;    /* persistent cache; NULL: memory only     */

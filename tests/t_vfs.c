@@ -1298,7 +1298,7 @@ VFS_CASE(creating_a_record_in_a_listed_or_new_directory_is_one_put)
 	/* the listing went stale (dir_ttl): one LIST answers this lookup
 	 * and the next ones, and shows what another client created */
 	insert(c, "users", "{\"id\":\"other\",\"name\":\"O\"}");
-	msleep(700);
+	msleep(1100); /* past dir_ttl and the stale window (another dir_ttl) */
 	reset(c);
 	ATF_REQUIRE_EQ(t_write(c, "/users/u3.json", "{\"name\":\"U3\"}", WRITE_NEW), 0);
 	ATF_REQUIRE_EQ(t_write(c, "/users/u4.json", "{\"name\":\"U4\"}", WRITE_NEW), 0);
@@ -2216,6 +2216,200 @@ VFS_CASE(scratch_files_in_the_scratch_directory_are_not_bound_by_max_file_size)
 	ATF_REQUIRE_EQ(vfs_release(c->v, fh, NULL), 0);
 }
 
+/* ---- stale-while-revalidate, readdirplus (perf2) ------------------------------------ */
+
+/* Requests made on one thread (the test's): a lookup answered from a
+ * stale listing must make none there. */
+typedef struct thread_requests {
+	pthread_t thread;
+	atomic_uint_fast64_t n;
+} thread_requests;
+
+static void count_thread_requests(void *ud, const s3db_request_info *info)
+{
+	thread_requests *t = ud;
+	(void)info;
+	if (pthread_equal(pthread_self(), t->thread))
+		atomic_fetch_add(&t->n, 1);
+}
+
+/* Polls getattr of path until it exists (5 s at most); its result. */
+static int stat_until_found(tctx *c, const char *path)
+{
+	struct stat st;
+	int rc = t_stat(c, path, &st);
+	for (int i = 0; rc == -ENOENT && i < 500; i++) {
+		msleep(10);
+		rc = t_stat(c, path, &st);
+	}
+	return rc;
+}
+
+/* What the kernel sends after a lookup said "missing": create, write,
+ * flush (close's result), release. */
+static int create_write(tctx *c, const char *path, const char *text, int flags)
+{
+	uint64_t fh = 0;
+	int rc = vfs_create(c->v, path, 0644, flags, &fh, NULL);
+	if (rc)
+		return rc;
+	int n = vfs_write(c->v, fh, text, strlen(text), 0);
+	ATF_REQUIRE_EQ((size_t)n, strlen(text));
+	rc = vfs_flush(c->v, fh, NULL);
+	vfs_release(c->v, fh, NULL);
+	return rc;
+}
+
+VFS_CASE(a_lookup_in_a_stale_listing_is_answered_at_once_and_the_listing_refreshed_behind)
+{
+	c->o.dir_ttl = 1;
+	c->o.record_ttl = 1;
+	users_abc(c);
+	thread_requests own = { .thread = pthread_self() };
+	ATF_REQUIRE(vfs_add_request_observer(c->v, count_thread_requests, &own) > 0);
+	strv names;
+	ls(c, "/users", &names);
+	strv_free(&names);
+	insert(c, "users", "{\"id\":\"other\",\"name\":\"Other\"}");
+	msleep(1200); /* past dir_ttl (and record_ttl), within the stale window */
+	reset(c);
+	atomic_store(&own.n, 0);
+	struct stat st;
+	/* a name the listing lacks is missing, a record it confirmed has its
+	 * attributes: both at once, without a request on this thread */
+	ATF_REQUIRE_EQ(t_stat(c, "/users/nobody.json", &st), -ENOENT);
+	ATF_REQUIRE_EQ(t_stat(c, "/users/a.json", &st), 0);
+	ATF_REQUIRE_EQ(t_stat(c, "/users/other.json", &st), -ENOENT);
+	ATF_REQUIRE_EQ_MSG(atomic_load(&own.n), 0, "requests on the lookup's thread: %s", counts(c));
+	/* the directory is listed again behind them: the other client's
+	 * record shows, after one LIST for all those lookups */
+	ATF_REQUIRE_EQ(stat_until_found(c, "/users/other.json"), 0);
+	ATF_REQUIRE_EQ_MSG(nreq(c, S3DB_CMD_LIST_OBJECTS_V2), 1, "%s", counts(c));
+	/* past dir_ttl and the window: the lookup waits for a listing, so a
+	 * change shows within dir_ttl + the window + one listing */
+	insert(c, "users", "{\"id\":\"late\",\"name\":\"Late\"}");
+	msleep(2300);
+	atomic_store(&own.n, 0);
+	ATF_REQUIRE_EQ(t_stat(c, "/users/late.json", &st), 0);
+	ATF_REQUIRE_MSG(atomic_load(&own.n) >= 1, "no request on the lookup's thread");
+	/* an open without O_TRUNC (close-to-open) never answers from a
+	 * stale listing: it revalidates on its own thread */
+	msleep(1200);
+	atomic_store(&own.n, 0);
+	free(cat(c, "/users/a.json"));
+	ATF_REQUIRE_MSG(atomic_load(&own.n) >= 1, "open answered from a stale listing");
+	/* a refresh still running when the tree closes is joined by
+	 * vfs_close (the fixture closes it now) */
+	msleep(1200);
+	ATF_REQUIRE_EQ(t_stat(c, "/users/nobody2.json", &st), -ENOENT);
+}
+
+VFS_CASE(a_create_answered_from_a_stale_listing_replaces_a_record_made_meanwhile)
+{
+	c->o.dir_ttl = 1;
+	users_abc(c);
+	strv names;
+	ls(c, "/users", &names);
+	strv_free(&names);
+	insert(c, "users", "{\"id\":\"x\",\"name\":\"Theirs\",\"region\":\"asia\"}");
+	insert(c, "users", "{\"id\":\"y\",\"name\":\"Theirs too\"}");
+	msleep(1200); /* stale, within the window: creates take x and y for new */
+	/* the insert finds x (If-None-Match) and becomes a replace */
+	ATF_REQUIRE_EQ(create_write(c, "/users/x.json", "{\"name\":\"Mine\",\"region\":\"europe\"}",
+	                            O_WRONLY | O_CREAT | O_TRUNC),
+	               0);
+	json_object *o = get_rec(c, "users", "x");
+	ATF_REQUIRE(o);
+	ATF_REQUIRE_STREQ(field(o, "name"), "Mine");
+	json_object_put(o);
+	char *s = cat(c, "/users/x.json");
+	ATF_REQUIRE(strstr(s, "\"Mine\""));
+	free(s);
+	/* with O_EXCL it is EEXIST, and their record stays */
+	ATF_REQUIRE_EQ(create_write(c, "/users/y.json", "{\"name\":\"Mine\"}",
+	                            O_WRONLY | O_CREAT | O_EXCL | O_TRUNC),
+	               -EEXIST);
+	o = get_rec(c, "users", "y");
+	ATF_REQUIRE(o);
+	ATF_REQUIRE_STREQ(field(o, "name"), "Theirs too");
+	json_object_put(o);
+	/* once listed again, the tree shows both */
+	ATF_REQUIRE_EQ(stat_until_found(c, "/users/y.json"), 0);
+	ls(c, "/users", &names);
+	ATF_REQUIRE(has(&names, "x.json") && has(&names, "y.json"));
+	strv_free(&names);
+}
+
+typedef struct plus_entry {
+	char name[256];
+	struct stat st;
+	int has_st;
+} plus_entry;
+
+typedef struct plus_list {
+	plus_entry items[64];
+	size_t n;
+} plus_list;
+
+static int fill_plus(void *ud, const char *name, const struct stat *st)
+{
+	plus_list *l = ud;
+	ATF_REQUIRE(l->n < 64);
+	plus_entry *e = &l->items[l->n++];
+	snprintf(e->name, sizeof e->name, "%s", name);
+	e->has_st = st != NULL;
+	if (st)
+		e->st = *st;
+	return 0;
+}
+
+/* The attributes readdir gives (FUSE readdirplus hands them to the
+ * kernel, so `ls -l` makes no lookup per name) are getattr's. */
+static void require_plus_equals_getattr(tctx *c, const char *dir)
+{
+	plus_list l = { .n = 0 };
+	ATF_REQUIRE_EQ(vfs_readdir(c->v, dir, fill_plus, &l, NULL), 0);
+	size_t records = 0;
+	for (size_t i = 0; i < l.n; i++) {
+		plus_entry *e = &l.items[i];
+		size_t nl = strlen(e->name);
+		int record = nl > 5 && !strcmp(e->name + nl - 5, ".json") && e->name[0] != '.';
+		ATF_REQUIRE_MSG(!record || e->has_st, "%s/%s listed without attributes", dir, e->name);
+		if (!e->has_st || !strcmp(e->name, ".."))
+			continue;
+		records += record;
+		char *path = !strcmp(e->name, ".") ? strdup(dir)
+		                                   : s3db_asprintf("%s%s%s", dir,
+		                                                   strcmp(dir, "/") ? "/" : "", e->name);
+		struct stat st;
+		ATF_REQUIRE_EQ_MSG(t_stat(c, path, &st), 0, "%s", path);
+		ATF_REQUIRE_EQ_MSG(e->st.st_mode, st.st_mode, "%s mode", path);
+		ATF_REQUIRE_EQ_MSG(e->st.st_size, st.st_size, "%s size", path);
+		ATF_REQUIRE_EQ_MSG(e->st.st_nlink, st.st_nlink, "%s nlink", path);
+		ATF_REQUIRE_EQ_MSG(e->st.st_uid, st.st_uid, "%s uid", path);
+		ATF_REQUIRE_EQ_MSG(e->st.st_gid, st.st_gid, "%s gid", path);
+		ATF_REQUIRE_EQ_MSG(e->st.st_mtim.tv_sec, st.st_mtim.tv_sec, "%s mtime", path);
+		ATF_REQUIRE_EQ_MSG(e->st.st_mtim.tv_nsec, st.st_mtim.tv_nsec, "%s mtime", path);
+		ATF_REQUIRE_EQ_MSG(e->st.st_ctim.tv_sec, st.st_ctim.tv_sec, "%s ctime", path);
+		ATF_REQUIRE_EQ_MSG(e->st.st_blocks, st.st_blocks, "%s blocks", path);
+		free(path);
+	}
+	ATF_REQUIRE(!strcmp(dir, "/") || records >= 3);
+}
+
+VFS_CASE(readdir_attributes_are_getattr_s)
+{
+	users_abc(c);
+	ATF_REQUIRE_EQ(t_write(c, "/users/d.json", "{\"name\":\"Di\"}", WRITE_NEW), 0);
+	ATF_REQUIRE_EQ(t_write(c, "/users/notes.txt", "scratch\n", WRITE_NEW), 0);
+	require_plus_equals_getattr(c, "/users");
+	require_plus_equals_getattr(c, "/");
+	/* and the lookups that follow cost nothing */
+	reset(c);
+	require_plus_equals_getattr(c, "/users");
+	ATF_REQUIRE_EQ_MSG(total(c), 0, "%s", counts(c));
+}
+
 ATF_TP_ADD_TCS(tp)
 {
 	ADD_CASE(tp, lists_resources_and_records_with_exact_sizes_and_content);
@@ -2262,5 +2456,9 @@ ATF_TP_ADD_TCS(tp)
 	ADD_CASE(tp, a_listing_dates_a_resource_by_its_newest_record);
 	ADD_CASE(tp, scratch_files_are_not_bound_by_max_file_size);
 	ADD_CASE(tp, scratch_files_in_the_scratch_directory_are_not_bound_by_max_file_size);
+	/* perf2 */
+	ADD_CASE(tp, a_lookup_in_a_stale_listing_is_answered_at_once_and_the_listing_refreshed_behind);
+	ADD_CASE(tp, a_create_answered_from_a_stale_listing_replaces_a_record_made_meanwhile);
+	ADD_CASE(tp, readdir_attributes_are_getattr_s);
 	return atf_no_error();
 }
