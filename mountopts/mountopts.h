@@ -69,7 +69,8 @@ typedef struct mopt {
 	char *passphrase;        /* secret: from the config file only        */
 	char *passwd_file;       /* s3fs format ACCESS:SECRET, mode 0600/0400 */
 	char *passphrase_file;
-	int parallelism;         /* requests in flight (library default 16)  */
+	int parallelism;         /* requests in flight; 0: the daemon uses
+	                            max(16, prefetch)                       */
 	double timeout;          /* seconds per request (library: 30)        */
 	int retries;             /* retries of a failed request (library: 5) */
 

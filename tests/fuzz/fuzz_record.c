@@ -6,7 +6,9 @@
  *     fails with METADATA_TOO_LARGE (never a partial or oversized object);
  *   - decoding what was encoded gives back exactly the validated record
  *     (behaviors that keep everything: user-managed, enforce-limits,
- *     body-overflow, body-only).
+ *     body-overflow, body-only), but for the one ambiguity of s3db.js's
+ *     header format that s3dbfs keeps for compatibility (spec R7): an
+ *     array [""] in a header is written as "" and reads back as [].
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +52,28 @@ static void expect_json_parsed(const schema *s, json_object *valid)
 	}
 }
 
+/* Replaces every array that is exactly [""] (anywhere in o) by [], the
+ * only form it has after a trip through a header (spec R7). */
+static void fold_r7(json_object *o)
+{
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, k, v) {
+			if (json_object_is_type(v, json_type_array) && json_object_array_length(v) == 1) {
+				json_object *only = json_object_array_get_idx(v, 0);
+				if (json_object_is_type(only, json_type_string) &&
+				    json_object_get_string_len(only) == 0) {
+					json_object_object_add(o, k, json_object_new_array());
+					continue;
+				}
+			}
+			fold_r7(v);
+		}
+	} else if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			fold_r7(json_object_array_get_idx(o, i));
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static schema *schemas[5];
@@ -80,6 +104,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			json_object_object_del(back, "id");
 			expect_json_parsed(s, valid);
+			fold_r7(valid);
+			fold_r7(back);
 			if (data[0] % 5 != 4 && !json_object_equal(back, valid)) {
 				char *a = s3db_json_stringify(valid, 0), *b = s3db_json_stringify(back, 0);
 				fprintf(stderr, "round trip differs (%s):\n in:  %s\n out: %s\n",
