@@ -3807,32 +3807,41 @@ static int unlink_content(vfs *v, const vpath *p, const s3db_ctx *ctx)
 	return rc;
 }
 
+/* What removing an entry that is not a file answers, by kind: -EISDIR
+ * for directories, -EPERM for the fixed files (/.status, /.errors, plugin
+ * files, .schema.json), -EROFS in the partition tree, -ENOENT for names
+ * that are nothing; 0 for scratch files, records and contents, which the
+ * caller removes (unlink) or hides (vfs_hide). */
+static int removal_refused(pkind kind)
+{
+	switch (kind) {
+	case PK_ROOT:
+	case PK_RES:
+	case PK_PARTS:
+	case PK_PART_DIR:
+		return -EISDIR;
+	case PK_STATUS:
+	case PK_ERRORS:
+	case PK_VIRTUAL:
+	case PK_SCHEMA:
+		return -EPERM;
+	case PK_PART_RECORD:
+		return -EROFS;
+	case PK_SCRATCH:
+	case PK_RECORD:
+	case PK_CONTENT:
+		return 0;
+	default:
+		return -ENOENT;
+	}
+}
+
 int vfs_unlink(vfs *v, const char *path, const s3db_ctx *ctx)
 {
 	vpath p;
 	int rc = parse_path(v, path, &p);
-	if (!rc) {
+	if (!rc && !(rc = removal_refused(p.kind))) {
 		switch (p.kind) {
-		case PK_ROOT:
-		case PK_RES:
-		case PK_PARTS:
-		case PK_PART_DIR:
-			rc = -EISDIR;
-			break;
-		case PK_STATUS:
-		case PK_ERRORS:
-		case PK_VIRTUAL:
-		case PK_SCHEMA:
-			rc = -EPERM;
-			break;
-		case PK_PART_RECORD:
-			rc = -EROFS;
-			break;
-		case PK_FREE:
-		case PK_BADNAME:
-		case PK_PART_OTHER:
-			rc = -ENOENT;
-			break;
 		case PK_SCRATCH:
 			rc = unlink_scratch(v, &p, ctx);
 			break;
@@ -3841,6 +3850,8 @@ int vfs_unlink(vfs *v, const char *path, const s3db_ctx *ctx)
 			break;
 		case PK_CONTENT:
 			rc = unlink_content(v, &p, ctx);
+			break;
+		default:
 			break;
 		}
 	}
@@ -4446,7 +4457,7 @@ int vfs_hide(vfs *v, const char *path, const char *hidden, const s3db_ctx *ctx)
 		rc = rb;
 	if (!rc && (strcmp(a.dir, b.dir) != 0 || (b.kind != PK_SCRATCH && b.kind != PK_FREE)))
 		rc = -EINVAL;
-	if (!rc) {
+	if (!rc && !(rc = removal_refused(a.kind))) {
 		switch (a.kind) {
 		case PK_SCRATCH:
 			rc = hide_scratch(v, &a, &b);
@@ -4457,23 +4468,7 @@ int vfs_hide(vfs *v, const char *path, const char *hidden, const s3db_ctx *ctx)
 		case PK_CONTENT:
 			rc = hide_content(v, &a, &b, ctx);
 			break;
-		case PK_ROOT:
-		case PK_RES:
-		case PK_PARTS:
-		case PK_PART_DIR:
-			rc = -EISDIR;
-			break;
-		case PK_STATUS:
-		case PK_ERRORS:
-		case PK_VIRTUAL:
-		case PK_SCHEMA:
-			rc = -EPERM;
-			break;
-		case PK_PART_RECORD:
-			rc = -EROFS;
-			break;
 		default:
-			rc = -ENOENT;
 			break;
 		}
 	}
