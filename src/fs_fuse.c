@@ -12,7 +12,12 @@
  *    (FLUSH) returns only after the vfs stored the record in S3;
  *  - atomic O_TRUNC (open carries O_TRUNC; no separate setattr), parallel
  *    directory operations, readdirplus (a listing brings attributes, so
- *    `ls -l` costs no getattr per entry when the vfs knows them);
+ *    `ls -l` costs no lookup or getattr per entry when the vfs knows
+ *    them): entries are filled with offsets from a copy of the listing
+ *    kept per open directory (dir_handle), the only way libfuse's
+ *    high-level API passes readdirplus attributes to the kernel; the
+ *    calls after the first look each entry up again (vfs_getattr, a
+ *    cache hit), as the directory may have changed in between;
  *  - unlinked open files: libfuse keeps a file that is unlinked while
  *    open reachable by renaming it to ".fuse_hidden<n>" and unlinks that
  *    name at the last close; the high-level API cannot answer fstat()
@@ -23,7 +28,11 @@
  *    before renaming onto it, so when that rename fails, the hide is
  *    undone (vfs_unhide) and the target is not lost.  A per-thread note
  *    of the last hide pairs the two: libfuse makes both calls in a row on
- *    one thread, and every other callback clears the note;
+ *    one thread, and every other callback clears the note.  An open of
+ *    a hidden name that is gone answers ESTALE, not ENOENT
+ *    (stale_if_hidden): a process may reach the hidden node through a
+ *    name it resolved just before the rename, and ESTALE makes the
+ *    kernel resolve that name again;
  *  - no_rofd_flush: closing a read-only descriptor sends no FLUSH;
  *  - per open file: keep_cache as the vfs says; direct_io when the vfs
  *    says the content is made at open (/.status, /.errors, plugins'
@@ -40,6 +49,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +102,20 @@ static int is_hidden_name(const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	return !strncmp(slash ? slash + 1 : path, ".fuse_hidden", 12);
+}
+
+/* rc, or -ESTALE for an open's ENOENT about a hidden name.  libfuse
+ * keeps a hidden node's ".fuse_hidden<n>" name in its table after the
+ * last close unlinked it, and the kernel may still reach that node
+ * through a dentry it resolved just before the rename that hid it (a
+ * `cat` of a record another process is replacing with mv).  ENOENT would
+ * fail that open; ESTALE makes the kernel walk the path again with
+ * LOOKUP_REVAL and open the record now under that name.  Opens only:
+ * libfuse probes a free hidden name with getattr, which must say
+ * ENOENT. */
+static int stale_if_hidden(const char *path, int rc)
+{
+	return rc == -ENOENT && path && is_hidden_name(path) ? -ESTALE : rc;
 }
 
 /* The name of process pid (borrowed from a per-thread buffer, valid until
@@ -218,18 +242,84 @@ static int fs_readlink(const char *path, char *buf, size_t size)
 	return vfs_readlink(v, path, buf, size, &ctx);
 }
 
-typedef struct fill_ctx {
-	void *buf;
-	fuse_fill_dir_t filler;
-	int plus;
-} fill_ctx;
+/* One open directory (opendir .. releasedir): the entries vfs_readdir
+ * gave when it was read from its start, served from here to the calls
+ * that follow at higher offsets.  Offsets are entry index + 1: libfuse's
+ * high-level API gives the kernel a readdirplus entry's attributes (and
+ * makes its node) only when the file system passes offsets; entries
+ * filled without offsets reach the kernel with ino 0, which it answers
+ * with a LOOKUP (and GETATTR) per name.  With offsets, `ls -l` of a
+ * listed directory costs no lookup per name. */
+typedef struct dir_entry {
+	char *name;
+	struct stat st;
+	int has_st;
+} dir_entry;
 
-static int fill_one(void *ud, const char *name, const struct stat *st)
+typedef struct dir_handle {
+	pthread_mutex_t lock;    /* libfuse may read one handle on two threads */
+	dir_entry *items;
+	size_t n, cap;
+	int filled;              /* read from its start since opendir/rewind */
+	int oom;
+} dir_handle;
+
+static void dir_handle_clear(dir_handle *d)
 {
-	fill_ctx *f = ud;
-	if (st && f->plus)
-		return f->filler(f->buf, name, st, 0, FUSE_FILL_DIR_PLUS);
-	return f->filler(f->buf, name, st, 0, 0);
+	for (size_t i = 0; i < d->n; i++)
+		free(d->items[i].name);
+	d->n = 0;
+	d->filled = 0;
+	d->oom = 0;
+}
+
+static int dir_collect(void *ud, const char *name, const struct stat *st)
+{
+	dir_handle *d = ud;
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+		dir_entry *p = realloc(d->items, cap * sizeof *p);
+		if (!p) {
+			d->oom = 1;
+			return 1;
+		}
+		d->items = p;
+		d->cap = cap;
+	}
+	dir_entry *e = &d->items[d->n];
+	if (!(e->name = strdup(name))) {
+		d->oom = 1;
+		return 1;
+	}
+	e->has_st = st != NULL;
+	if (st)
+		e->st = *st;
+	else
+		memset(&e->st, 0, sizeof e->st);
+	d->n++;
+	return 0;
+}
+
+static int fs_opendir(const char *path, struct fuse_file_info *fi)
+{
+	dir_handle *d = calloc(1, sizeof *d);
+	if (!d)
+		return -ENOMEM;
+	pthread_mutex_init(&d->lock, NULL);
+	fi->fh = (uint64_t)(uintptr_t)d;
+	return 0;
+}
+
+static int fs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	dir_handle *d = (dir_handle *)(uintptr_t)fi->fh;
+	if (d) {
+		dir_handle_clear(d);
+		free(d->items);
+		pthread_mutex_destroy(&d->lock);
+		free(d);
+	}
+	return 0;
 }
 
 static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
@@ -237,8 +327,56 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 {
 	s3db_ctx ctx;
 	vfs *v = request(&ctx);
-	fill_ctx f = { buf, filler, (flags & FUSE_READDIR_PLUS) != 0 };
-	return vfs_readdir(v, path, fill_one, &f, &ctx);
+	dir_handle *d = (dir_handle *)(uintptr_t)fi->fh;
+	if (!d || offset < 0)
+		return -EBADF;
+	int plus = (flags & FUSE_READDIR_PLUS) != 0;
+	int rc = 0, fresh = 0;
+	pthread_mutex_lock(&d->lock);
+	if (offset == 0 || !d->filled) {
+		/* from the start (opendir, rewinddir): read the directory now */
+		dir_handle_clear(d);
+		rc = vfs_readdir(v, path, dir_collect, d, &ctx);
+		if (!rc && d->oom)
+			rc = -ENOMEM;
+		d->filled = rc == 0;
+		fresh = 1;
+	}
+	char *full = NULL;
+	size_t cap = 0;
+	for (size_t i = (size_t)offset; !rc && i < d->n; i++) {
+		const dir_entry *e = &d->items[i];
+		struct stat now = e->st;
+		int with_st = e->has_st;
+		if (plus && with_st && !fresh) {
+			/* a copy made by an earlier call: the directory may have
+			 * changed since (the kernel holds its lock only during a
+			 * call), and the kernel trusts a readdirplus entry like a
+			 * lookup, so the entry is looked up again (a cache hit) */
+			size_t need = strlen(path) + strlen(e->name) + 2;
+			if (need > cap) {
+				char *p = realloc(full, need);
+				if (!p) {
+					rc = -ENOMEM;
+					break;
+				}
+				full = p;
+				cap = need;
+			}
+			snprintf(full, cap, "%s%s%s", path, strcmp(path, "/") ? "/" : "", e->name);
+			int g = strcmp(e->name, ".") && strcmp(e->name, "..")
+			                ? vfs_getattr(v, full, &now, &ctx) : 0;
+			if (g == -ENOENT)
+				continue; /* gone since */
+			with_st = g == 0;
+		}
+		if (filler(buf, e->name, with_st ? &now : NULL, (off_t)(i + 1),
+		           plus && with_st ? FUSE_FILL_DIR_PLUS : 0))
+			break; /* the kernel's buffer is full: it asks again from here */
+	}
+	free(full);
+	pthread_mutex_unlock(&d->lock);
+	return rc;
 }
 
 static int fs_statfs(const char *path, struct statvfs *st)
@@ -264,7 +402,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	vfs *v = request(&ctx);
 	uint64_t fh = 0;
 	int keep = 0;
-	int rc = vfs_open_file(v, path, fi->flags, &fh, &keep, &ctx);
+	int rc = stale_if_hidden(path, vfs_open_file(v, path, fi->flags, &fh, &keep, &ctx));
 	if (rc < 0)
 		return (fi->flags & O_ACCMODE) != O_RDONLY ? traced("open", path, NULL, rc, &ctx) : rc;
 	fi->fh = fh;
@@ -430,7 +568,9 @@ static const struct fuse_operations fs_ops = {
 	.destroy = fs_destroy,
 	.getattr = fs_getattr,
 	.readlink = fs_readlink,
+	.opendir = fs_opendir,
 	.readdir = fs_readdir,
+	.releasedir = fs_releasedir,
 	.statfs = fs_statfs,
 	.getxattr = fs_getxattr,
 	.listxattr = fs_listxattr,
