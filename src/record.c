@@ -941,10 +941,8 @@ static int body_has_names(json_object *body)
 
 static void take_body(decode_ctx *c, const store_object *obj)
 {
-	if (!obj->body || obj->body_len == 0 || record_body_is_binary(obj))
-		return;
-	json_object *body = NULL;
-	if (s3db_json_parse((const char *)obj->body, obj->body_len, &body, NULL) != S3DB_OK)
+	json_object *body = record_body_json(obj); /* NULL: none, or binary content */
+	if (!body)
 		return;
 	const char *b = c->s->behavior ? c->s->behavior : "user-managed";
 	if (c->s->nattrs == 0 || !strcmp(b, "body-only")) {
@@ -1246,19 +1244,30 @@ const char *record_object_version(const store_object *obj)
 	return store_meta_get(&obj->meta, "_v");
 }
 
-int record_body_is_binary(const store_object *obj)
+json_object *record_body_json(const store_object *obj)
 {
 	if (!obj->body || obj->body_len == 0)
-		return 0;
+		return NULL;
 	size_t i = 0;
 	while (i < obj->body_len && isspace(obj->body[i]))
 		i++;
 	if (i == obj->body_len || obj->body[i] != '{')
-		return 1;
+		return NULL;
 	json_object *o = NULL;
 	if (s3db_json_parse((const char *)obj->body, obj->body_len, &o, NULL) != S3DB_OK)
-		return 1;
-	int binary = !json_object_is_type(o, json_type_object);
+		return NULL;
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+int record_body_is_binary(const store_object *obj)
+{
+	if (!obj->body || obj->body_len == 0)
+		return 0;
+	json_object *o = record_body_json(obj);
 	json_object_put(o);
-	return binary;
+	return o == NULL;
 }

@@ -61,6 +61,10 @@ const char *record_object_version(const store_object *obj);
 
 /* 1 when the object's body is binary content (not a JSON object). */
 int record_body_is_binary(const store_object *obj);
+/* The object's body parsed, when it is a JSON object (the caller owns
+ * it: json_object_put); NULL when there is no body or it is binary
+ * content. */
+json_object *record_body_json(const store_object *obj);
 
 /* The sanitised, lower-cased header key for a field name (§3.11). */
 char *record_header_key(const char *name);
