@@ -41,7 +41,10 @@
  * (refresh_start: one thread per directory at a time, joined by the next
  * refresh or vfs_close) while, for a window past dir_ttl, the stale
  * listing still answers lookups (stale-while-revalidate, ensure_record),
- * so that writers never wait for a relist.
+ * so that writers never wait for a relist; a large directory whose last
+ * relist found nothing changed by another client is relisted for
+ * lookups only every 20 times its listing's duration (lookup_ttl_ms:
+ * changes of ours in flight are told apart by v->busy).
  *
  * Writing: a record file open for writing is a buffer; flush, fsync and
  * release commit it (validate + insert or replace) and return only once
@@ -105,6 +108,9 @@
  * of records a second; a listing that outlives them is not trusted */
 #define VFS_CHANGES_KEPT 16384
 #define VFS_RENDER_KEEP_MS 1000.0
+/* relists of a quiet directory for lookups: see lookup_ttl_ms */
+#define RELIST_COST_FACTOR 20.0
+#define RELIST_QUIET_MAX_MS 60000.0
 
 /* ---- types ------------------------------------------------------------------- */
 
@@ -221,6 +227,11 @@ struct vfs {
 	size_t nvirt;
 
 	pthread_mutex_t stripes[VFS_STRIPES];
+	pthread_mutex_t busy_lock; /* a leaf lock (taken with or without
+	                            v->lock, nothing taken under it): busy */
+	vmap busy;               /* record keys a change is in flight for
+	                            (their stripes held) -> how many, as a
+	                            pointer-sized count                     */
 	pthread_mutex_t catalog_lock;
 	double catalog_ms;       /* when s3db.json was last read            */
 
@@ -334,7 +345,34 @@ static pthread_mutex_t *stripe_of(vfs *v, const char *key)
 	return &v->stripes[vmap_hash(key) % VFS_STRIPES];
 }
 
-/* Locks the stripes of a and b (b may be NULL) in index order. */
+/* Counts a change of key in flight up (delta 1) or down (-1); a key
+ * whose count falls to 0 leaves v->busy.  Out of memory, the key is not
+ * counted (it only makes a listing look less quiet: list_resource_now).
+ * Takes busy_lock. */
+static void busy_count(vfs *v, const char *key, int delta)
+{
+	pthread_mutex_lock(&v->busy_lock);
+	uintptr_t n = (uintptr_t)vmap_get(&v->busy, key);
+	if (delta > 0)
+		vmap_put(&v->busy, key, (void *)(n + 1), NULL);
+	else if (n > 1)
+		vmap_put(&v->busy, key, (void *)(n - 1), NULL);
+	else if (n == 1)
+		vmap_del(&v->busy, key);
+	pthread_mutex_unlock(&v->busy_lock);
+}
+
+/* 1 when a change of key is in flight (its stripe held for it). */
+static int busy_has(vfs *v, const char *key)
+{
+	pthread_mutex_lock(&v->busy_lock);
+	int busy = vmap_get(&v->busy, key) != NULL;
+	pthread_mutex_unlock(&v->busy_lock);
+	return busy;
+}
+
+/* Locks the stripes of a and b (b may be NULL) in index order, and
+ * counts both keys as in flight (busy) until stripes_unlock. */
 static void stripes_lock(vfs *v, const char *a, const char *b)
 {
 	pthread_mutex_t *x = stripe_of(v, a), *y = b ? stripe_of(v, b) : NULL;
@@ -346,11 +384,17 @@ static void stripes_lock(vfs *v, const char *a, const char *b)
 	pthread_mutex_lock(x);
 	if (y && y != x)
 		pthread_mutex_lock(y);
+	busy_count(v, a, 1);
+	if (b)
+		busy_count(v, b, 1);
 }
 
 static void stripes_unlock(vfs *v, const char *a, const char *b)
 {
 	pthread_mutex_t *x = stripe_of(v, a), *y = b ? stripe_of(v, b) : NULL;
+	busy_count(v, a, -1);
+	if (b)
+		busy_count(v, b, -1);
 	pthread_mutex_unlock(x);
 	if (y && y != x)
 		pthread_mutex_unlock(y);
@@ -1230,13 +1274,37 @@ static double stale_window_ms(const vfs *v, const vcache_dir *d)
 	return w < ttl ? w : ttl;
 }
 
-/* 1 when d, older than dir_ttl, may still answer lookups (see
+/* How long a listing answers lookups (getattr) before it is listed
+ * again: dir_ttl — or, for a quiet directory of more than one LIST page
+ * (d->quiet: its last relist found nothing another client had changed;
+ * one page is one request, cheap anywhere), RELIST_COST_FACTOR times
+ * what that listing took when that is longer, capped at RELIST_QUIET_MAX_MS
+ * (or dir_ttl when longer).  A listing costs the server about its own
+ * duration (s3rver scans the whole prefix for every page: ~2 s for
+ * 10,000 keys), so a create loop or parallel copies in a large directory
+ * nobody else writes spend at most 1/RELIST_COST_FACTOR of the server's
+ * time on relists instead of one listing every dir_ttl; a directory
+ * others write in is relisted every dir_ttl, and readdir and opens
+ * (close-to-open) keep dir_ttl and record_ttl whatever the directory.
+ * dir_ttl 0 stays 0.  Lock held. */
+static double lookup_ttl_ms(const vfs *v, const vcache_dir *d)
+{
+	double ttl = ttl_ms(v->o.dir_ttl);
+	if (!d || !d->quiet || ttl <= 0 || d->names.count <= 1000)
+		return ttl;
+	double quiet = RELIST_COST_FACTOR * (d->listed_ms - d->started_ms);
+	if (quiet > RELIST_QUIET_MAX_MS)
+		quiet = RELIST_QUIET_MAX_MS;
+	return quiet > ttl ? quiet : ttl;
+}
+
+/* 1 when d, older than lookup_ttl_ms, may still answer lookups (see
  * ensure_record): it is a complete listing (not one dropped by an
  * overflow of the change log) kept current by our own writes, and
- * within stale_window_ms past dir_ttl.  Lock held. */
+ * within stale_window_ms past lookup_ttl_ms.  Lock held. */
 static int dir_serves_stale(const vfs *v, const vcache_dir *d, double now)
 {
-	return d && now - d->listed_ms < ttl_ms(v->o.dir_ttl) + stale_window_ms(v, d);
+	return d && now - d->listed_ms < lookup_ttl_ms(v, d) + stale_window_ms(v, d);
 }
 
 /* Makes the cache hold res/id, fresh enough for w.  0, -ENOENT, -errno.
@@ -1251,7 +1319,7 @@ static int dir_serves_stale(const vfs *v, const vcache_dir *d, double now)
  * directory again when relist_pays(), else with one HEAD.
  *
  * Stale-while-revalidate: for a getattr (WANT_ATTR, which a create with
- * O_TRUNC also uses), a listing past dir_ttl but within
+ * O_TRUNC or O_EXCL also uses), a listing past dir_ttl but within
  * dir_serves_stale still answers — a name it lacks is missing, an entry
  * it confirmed is fresh — and the directory is listed again by a
  * background thread (refresh_start; one per directory at a time), so a
@@ -1277,7 +1345,8 @@ static int ensure_record(vfs *v, s3db_resource *res, const char *id, want w, con
 		pthread_mutex_lock(&v->lock);
 		vcache_rec *e = vcache_get(&v->cache, key);
 		vcache_dir *d = vcache_dir_get(&v->cache, rname);
-		int dir_fresh = d && now - d->listed_ms < ttl_ms(v->o.dir_ttl);
+		int dir_fresh = d && now - d->listed_ms < (w == WANT_ATTR ? lookup_ttl_ms(v, d)
+		                                                        : ttl_ms(v->o.dir_ttl));
 		int dir_stale_ok = !dir_fresh && w == WANT_ATTR && dir_serves_stale(v, d, now);
 		if (e && e->schema == (const void *)s) {
 			int fresh = now - e->validated_ms < ttl_ms(v->o.record_ttl);
@@ -1732,9 +1801,38 @@ static int prefetch_width(vfs *v)
 	return v->o.prefetch > 0 ? v->o.prefetch : 32;
 }
 
+/* 1 when the sorted name lists a (a listing kept current by our
+ * changes) and b (a new listing of resource rname, our changes noted
+ * since it started applied) differ only in names with a change of ours
+ * in flight (busy): S3 may show such a change before it is noted.
+ * Lock held. */
+static int same_names_but_ours(vfs *v, const char *rname, const strv *a, const strv *b)
+{
+	size_t i = 0, j = 0;
+	while (i < a->count || j < b->count) {
+		int cmp = i == a->count ? 1 : j == b->count ? -1 : strcmp(a->items[i], b->items[j]);
+		const char *odd = cmp < 0 ? a->items[i] : cmp > 0 ? b->items[j] : NULL;
+		if (cmp <= 0)
+			i++;
+		if (cmp >= 0)
+			j++;
+		if (!odd)
+			continue;
+		char *key = vcache_key(rname, odd);
+		int ours = key && busy_has(v, key);
+		free(key);
+		if (!ours)
+			return 0;
+	}
+	return 1;
+}
+
 /* The listing itself (sync_listing): LIST, confirm, read what mode
- * asks, install the names.  epoch0: the cache's epoch before the LIST
- * (local changes since are applied to the names).  No lock held. */
+ * asks, install the names; the directory is quiet (lookup_ttl_ms) when
+ * the names equal those of the listing it replaces and no record
+ * changed but by us.  epoch0: the cache's epoch before the LIST (local
+ * changes since are applied to the names).  No lock held. */
+
 static int list_resource_now(vfs *v, s3db_resource *res, const schema *s, list_mode mode,
                              uint64_t epoch0, const char *want_id, int64_t *want_size,
                              const s3db_ctx *ctx)
@@ -1767,6 +1865,7 @@ static int list_resource_now(vfs *v, s3db_resource *res, const schema *s, list_m
 	}
 	/* what the LIST confirms */
 	int *unconfirmed = gone; /* reuse: 1 = not confirmed yet, later 2 = gone */
+	size_t foreign = 0;      /* records another client changed          */
 	if (want_size)
 		*want_size = -2;
 	pthread_mutex_lock(&v->lock);
@@ -1785,6 +1884,11 @@ static int list_resource_now(vfs *v, s3db_resource *res, const schema *s, list_m
 			if (e && !vcache_changed_since(&v->cache, key, epoch0)) {
 				e->list_changed = 1;
 				e->list_size = l.items[i].size;
+				if (e->schema == (const void *)s &&
+				    vcache_validators_differ(e, l.items[i].etag, l.items[i].size,
+				                             l.items[i].lm) &&
+				    !busy_has(v, key))
+					foreign++;
 			}
 		}
 		free(key);
@@ -1849,13 +1953,32 @@ static int list_resource_now(vfs *v, s3db_resource *res, const schema *s, list_m
 			rc = -ENOMEM;
 	if (!rc) {
 		pthread_mutex_lock(&v->lock);
+		/* the listing it replaces, kept current by our own changes:
+		 * the same names (and no record changed by another client)
+		 * make the directory quiet */
+		vcache_dir *od = vcache_dir_get(&v->cache, rname);
+		strv before;
+		strv_init(&before);
+		int had = od && od->listed_ms > -1e17;
+		if (od) {
+			before = od->names;
+			strv_init(&od->names);
+		}
 		if (vcache_dir_put(&v->cache, rname, &names, t_list, mono()) == 0) {
 			vcache_dir *nd = vcache_dir_get(&v->cache, rname);
 			if (nd)
 				nd->names_only = mode == LIST_NAMES;
 			if (nd && change_apply(v, rname, nd, epoch0) < 0)
 				nd->listed_ms = -1e18;
+			else if (nd)
+				nd->quiet = had && !foreign && same_names_but_ours(v, rname, &before,
+				                                                    &nd->names);
+			if (nd)
+				log_msg(LOG_LVL_DEBUG, "listed %s: %zu names in %.0f ms, %zu changed by others%s",
+				        rname, nd->names.count, nd->listed_ms - nd->started_ms, foreign,
+				        nd->quiet ? ", quiet" : "");
 		}
+		strv_free(&before);
 		pthread_mutex_unlock(&v->lock);
 	}
 	strv_free(&names);
@@ -2622,12 +2745,14 @@ static void tomb_end(vfs *v, const char *key)
 }
 
 /* Drops the partition listings of a resource (a write may move records
- * between partitions); lock held. */
+ * between partitions) — listings only: no record is cached under a
+ * partition's key, and a walk of every record per write would cost
+ * O(cached records).  Lock held. */
 static void drop_part_listings(vfs *v, const char *rname)
 {
 	char *prefix = s3db_asprintf("%s/.partitions/", rname);
 	if (prefix)
-		vcache_drop_prefix(&v->cache, prefix);
+		vcache_drop_listings(&v->cache, prefix);
 	free(prefix);
 }
 
@@ -3126,6 +3251,15 @@ static int open_scratch(vfs *v, const vpath *p, int flags, uint64_t *fh)
 	return rc;
 }
 
+/* Opens (or creates) the record file p.  What S3 must confirm first
+ * depends on the flags: an open that will read or keep the content (no
+ * O_TRUNC, no O_EXCL) needs the record as S3 has it now (WANT_OPEN:
+ * close-to-open); a create that replaces the content (O_TRUNC) or must
+ * find no record (O_CREAT|O_EXCL) only needs to know whether it exists
+ * (WANT_ATTR, which a stale listing may answer: the insert is
+ * conditional, so a record another client made meanwhile still turns
+ * into a replace, or EEXIST under O_EXCL, when the file is stored).
+ * 0 with *fh set, or -errno. */
 static int open_record(vfs *v, const vpath *p, int flags, uint64_t *fh, int *keep_cache,
                        const s3db_ctx *ctx)
 {
@@ -3157,8 +3291,8 @@ static int open_record(vfs *v, const vpath *p, int flags, uint64_t *fh, int *kee
 	}
 	pthread_mutex_unlock(&v->lock);
 	for (int attempt = 0; rc == 1 && attempt < 3; attempt++) {
-		int er = ensure_record(v, p->res, p->id,
-		                       wr && (flags & O_TRUNC) ? WANT_ATTR : WANT_OPEN, ctx);
+		int replaces = wr && ((flags & O_TRUNC) || ((flags & O_CREAT) && (flags & O_EXCL)));
+		int er = ensure_record(v, p->res, p->id, replaces ? WANT_ATTR : WANT_OPEN, ctx);
 		pthread_mutex_lock(&v->lock);
 		if (er == -ENOENT) {
 			if (!(flags & O_CREAT)) {
@@ -4967,6 +5101,8 @@ s3db_code vfs_open(s3db *db, const vfs_options *opts, vfs **out, s3db_error *err
 	pthread_mutex_init(&v->catalog_lock, NULL);
 	for (int i = 0; i < VFS_STRIPES; i++)
 		pthread_mutex_init(&v->stripes[i], NULL);
+	pthread_mutex_init(&v->busy_lock, NULL);
+	vmap_init(&v->busy);
 	pthread_rwlock_init(&v->obs_lock, NULL);
 	vcache_init(&v->cache, v->o.cache_max_bytes);
 	vmap_init(&v->nodes);
@@ -5119,6 +5255,8 @@ static void vfs_free(vfs *v)
 	pthread_mutex_destroy(&v->catalog_lock);
 	for (int i = 0; i < VFS_STRIPES; i++)
 		pthread_mutex_destroy(&v->stripes[i]);
+	pthread_mutex_destroy(&v->busy_lock);
+	vmap_free(&v->busy);
 	pthread_rwlock_destroy(&v->obs_lock);
 	free(v->cache_dir);
 	free(v->scratch_dir);

@@ -199,6 +199,16 @@ static int collect_prefixed(void *ud, const char *key, void *value)
 	return 0;
 }
 
+void vcache_drop_listings(vcache *c, const char *prefix)
+{
+	prefix_walk w = { .prefix = prefix, .plen = strlen(prefix) };
+	strv_init(&w.keys);
+	vmap_each(&c->dirs, collect_prefixed, &w);
+	for (size_t i = 0; i < w.keys.count; i++)
+		vcache_dir_del(c, w.keys.items[i]);
+	strv_free(&w.keys);
+}
+
 void vcache_drop_prefix(vcache *c, const char *prefix)
 {
 	prefix_walk w = { .prefix = prefix, .plen = strlen(prefix) };
@@ -207,11 +217,7 @@ void vcache_drop_prefix(vcache *c, const char *prefix)
 	for (size_t i = 0; i < w.keys.count; i++)
 		vcache_del(c, w.keys.items[i]);
 	strv_free(&w.keys);
-	strv_init(&w.keys);
-	vmap_each(&c->dirs, collect_prefixed, &w);
-	for (size_t i = 0; i < w.keys.count; i++)
-		vcache_dir_del(c, w.keys.items[i]);
-	strv_free(&w.keys);
+	vcache_drop_listings(c, prefix);
 }
 
 uint64_t vcache_new_epoch(vcache *c)
@@ -240,6 +246,15 @@ int vcache_validators_match(const vcache_rec *r, const char *etag, int64_t size,
 		return 0;
 	/* racy: read within the LastModified second (+1 s of skew) */
 	return r->read_wall_ms >= (theirs + 2) * 1000;
+}
+
+int vcache_validators_differ(const vcache_rec *r, const char *etag, int64_t size,
+                             int64_t last_modified_ms)
+{
+	if (!r->meta.etag[0])
+		return 0;
+	return !etag || strcmp(r->meta.etag, etag) != 0 || r->meta.size != size ||
+	       r->meta.last_modified_ms / 1000 != last_modified_ms / 1000;
 }
 
 /* ---- listings -------------------------------------------------------------- */
@@ -284,6 +299,7 @@ int vcache_dir_put(vcache *c, const char *key, strv *names, double started_ms, d
 	d->started_ms = started_ms;
 	d->names_only = 0;
 	d->heads = 0;
+	d->quiet = 0;
 	if (fresh && vmap_put(&c->dirs, key, d, NULL)) {
 		strv_free(&d->names);
 		free(d);

@@ -74,6 +74,10 @@ typedef struct vcache_dir {
 	int listing;             /* a listing of it is in flight (the vfs
 	                            waits for it rather than list twice)    */
 	uint64_t heads;          /* revalidations by HEAD since the listing */
+	int quiet;               /* this listing found nothing another client
+	                            changed since the one before it (the vfs
+	                            then lists it again less often for
+	                            lookups: see lookup_ttl_ms in vfs.c)    */
 } vcache_dir;
 
 typedef struct vcache_neg {
@@ -111,8 +115,13 @@ vcache_rec *vcache_put(vcache *c, const char *key, char *text, size_t len,
                        const record_meta *meta, int64_t mtime_ms, double validated_ms,
                        int64_t read_wall_ms, const void *rendered_with);
 void vcache_del(vcache *c, const char *key);
-/* Drops every record and listing whose key starts with prefix. */
+/* Drops every record and listing whose key starts with prefix (a walk
+ * of every record). */
 void vcache_drop_prefix(vcache *c, const char *prefix);
+/* Drops the listings whose key starts with prefix (records stay: a walk
+ * of the listings only, for the writes that must forget partition
+ * listings). */
+void vcache_drop_listings(vcache *c, const char *prefix);
 /* A new epoch (for a local change). */
 uint64_t vcache_new_epoch(vcache *c);
 /* 1 when a local change of key happened after epoch `since`. */
@@ -128,6 +137,13 @@ int vcache_changed_since(vcache *c, const char *key, uint64_t since);
  * resolution, one for clock skew) is never confirmed: it is read again. */
 int vcache_validators_match(const vcache_rec *r, const char *etag, int64_t size,
                             int64_t last_modified_ms);
+/* 1 when what S3 reports shows, beyond doubt, another object than the
+ * one the entry was read from: the entry's validators came from S3 (a
+ * record we wrote keeps no ETag) and the ETag, the size or the
+ * LastModified second differ.  Not the same as !vcache_validators_match,
+ * which also doubts an entry read too close to its LastModified. */
+int vcache_validators_differ(const vcache_rec *r, const char *etag, int64_t size,
+                             int64_t last_modified_ms);
 
 /* ---- listings ------------------------------------------------------------ */
 

@@ -2304,6 +2304,111 @@ VFS_CASE(a_lookup_in_a_stale_listing_is_answered_at_once_and_the_listing_refresh
 	ATF_REQUIRE_EQ(t_stat(c, "/users/nobody2.json", &st), -ENOENT);
 }
 
+/* cp creates a missing destination with O_WRONLY|O_CREAT|O_EXCL (no
+ * O_TRUNC): a stale listing answers that open at once too — no request
+ * before the write — and the conditional insert still refuses a record
+ * another client made meanwhile (EEXIST), leaving theirs. */
+VFS_CASE(an_exclusive_create_is_answered_from_a_stale_listing)
+{
+	c->o.dir_ttl = 1;
+	users_abc(c);
+	thread_requests own = { .thread = pthread_self() };
+	ATF_REQUIRE(vfs_add_request_observer(c->v, count_thread_requests, &own) > 0);
+	strv names;
+	ls(c, "/users", &names);
+	strv_free(&names);
+	insert(c, "users", "{\"id\":\"theirs\",\"name\":\"Theirs\"}");
+	msleep(1200); /* stale, within the window */
+	atomic_store(&own.n, 0);
+	uint64_t fh = 0;
+	ATF_REQUIRE_EQ(vfs_create(c->v, "/users/mine.json", 0644, O_WRONLY | O_CREAT | O_EXCL, &fh,
+	                          NULL),
+	               0);
+	ATF_REQUIRE_EQ_MSG(atomic_load(&own.n), 0, "requests before the write: %s", counts(c));
+	const char *text = "{\"name\":\"Mine\"}";
+	ATF_REQUIRE_EQ((size_t)vfs_write(c->v, fh, text, strlen(text), 0), strlen(text));
+	ATF_REQUIRE_EQ(vfs_flush(c->v, fh, NULL), 0);
+	vfs_release(c->v, fh, NULL);
+	json_object *o = get_rec(c, "users", "mine");
+	ATF_REQUIRE(o);
+	json_object_put(o);
+	ATF_REQUIRE_EQ(create_write(c, "/users/theirs.json", "{\"name\":\"Mine\"}",
+	                            O_WRONLY | O_CREAT | O_EXCL),
+	               -EEXIST);
+	o = get_rec(c, "users", "theirs");
+	ATF_REQUIRE(o);
+	ATF_REQUIRE_STREQ(field(o, "name"), "Theirs");
+	json_object_put(o);
+}
+
+/* Polls getattr of path until it exists, at most ms; its result. */
+static int stat_within(tctx *c, const char *path, int ms)
+{
+	struct stat st;
+	int rc = t_stat(c, path, &st);
+	for (int i = 0; rc == -ENOENT && i < ms / 10; i++) {
+		msleep(10);
+		rc = t_stat(c, path, &st);
+	}
+	return rc;
+}
+
+/* Waits until the tree has made n LIST requests since reset (10 s at
+ * most), then for the listing to be installed. */
+static void wait_lists(tctx *c, uint64_t n)
+{
+	for (int i = 0; nreq(c, S3DB_CMD_LIST_OBJECTS_V2) < n && i < 1000; i++)
+		msleep(10);
+	ATF_REQUIRE_MSG(nreq(c, S3DB_CMD_LIST_OBJECTS_V2) >= n, "%s", counts(c));
+	msleep(200);
+}
+
+/* A listing of more than one page that found nothing changed by
+ * another client makes its directory quiet: lookups trust it for 20
+ * times what that listing took (when longer than dir_ttl), so a slow
+ * listing of a large directory is not redone every dir_ttl under a
+ * create loop.  A relist that finds another client's change ends that:
+ * the next lookups relist every dir_ttl again.  (S3 only: the front
+ * makes each LIST page take 150 ms.) */
+S3_CASE(a_quiet_directory_with_a_slow_listing_is_relisted_less_often_for_lookups)
+{
+	c->o.dir_ttl = 1;
+	c->o.record_ttl = 1;
+	users_abc(c);
+	insert_many(c, "users", 1100); /* two pages */
+	strv names;
+	ls(c, "/users", &names); /* the first listing: nothing to compare with */
+	strv_free(&names);
+	fault(c, "\"command\":\"ListObjectsV2\",\"delay_ms\":150");
+	struct stat st;
+	msleep(1200);
+	reset(c);
+	/* stale: answered at once, listed again behind (slow, nothing new) */
+	ATF_REQUIRE_EQ(t_stat(c, "/users/n1.json", &st), -ENOENT);
+	wait_lists(c, 2);
+	/* 1.5 s later (past dir_ttl and its stale window, well within 20 x
+	 * 300 ms): no relist, another client's new record not seen yet */
+	msleep(1500);
+	insert(c, "users", "{\"id\":\"late\",\"name\":\"Late\"}");
+	reset(c);
+	ATF_REQUIRE_EQ(t_stat(c, "/users/n2.json", &st), -ENOENT);
+	ATF_REQUIRE_EQ(t_stat(c, "/users/late.json", &st), -ENOENT);
+	ATF_REQUIRE_EQ(t_stat(c, "/users/a.json", &st), 0);
+	msleep(500); /* a relist started by them would be done now */
+	ATF_REQUIRE_EQ_MSG(nreq(c, S3DB_CMD_LIST_OBJECTS_V2), 0, "%s", counts(c));
+	/* a readdir keeps dir_ttl: it lists and shows the new record */
+	ls(c, "/users", &names);
+	ATF_REQUIRE(has(&names, "late.json"));
+	strv_free(&names);
+	ATF_REQUIRE_EQ_MSG(nreq(c, S3DB_CMD_LIST_OBJECTS_V2), 2, "%s", counts(c));
+	/* that listing found another client's record: not quiet, so a record
+	 * made now shows in a lookup within dir_ttl + the window + a listing */
+	insert(c, "users", "{\"id\":\"later\",\"name\":\"Later\"}");
+	msleep(1200);
+	ATF_REQUIRE_EQ(stat_within(c, "/users/later.json", 3000), 0);
+	testlib_front_clear_faults();
+}
+
 VFS_CASE(a_create_answered_from_a_stale_listing_replaces_a_record_made_meanwhile)
 {
 	c->o.dir_ttl = 1;
@@ -2448,6 +2553,7 @@ ATF_TP_ADD_TCS(tp)
 	ADD_CASE(tp, a_database_written_by_s3db_js_7_is_read_only);
 	ADD_CASE(tp, concurrent_writers_and_readers_see_their_records);
 	ATF_TP_ADD_TC(tp, s3__storage_failures_give_eio_and_refused_credentials_eacces);
+	ATF_TP_ADD_TC(tp, s3__a_quiet_directory_with_a_slow_listing_is_relisted_less_often_for_lookups);
 	/* vfs-posix */
 	ADD_CASE(tp, an_open_record_unlinked_stays_usable_until_its_last_close);
 	ADD_CASE(tp, a_hidden_open_target_is_replaced_by_the_rename_or_restored);
@@ -2459,6 +2565,7 @@ ATF_TP_ADD_TCS(tp)
 	/* perf2 */
 	ADD_CASE(tp, a_lookup_in_a_stale_listing_is_answered_at_once_and_the_listing_refreshed_behind);
 	ADD_CASE(tp, a_create_answered_from_a_stale_listing_replaces_a_record_made_meanwhile);
+	ADD_CASE(tp, an_exclusive_create_is_answered_from_a_stale_listing);
 	ADD_CASE(tp, readdir_attributes_are_getattr_s);
 	return atf_no_error();
 }
