@@ -404,6 +404,28 @@ do_second_mount_sees_a_change_within_its_ttl()
 }
 ml_both second_mount_sees_a_change_within_its_ttl
 
+# ls -l of a directory: the listing hands the kernel every entry's
+# attributes (readdirplus), so it looks no name up one by one — the FUSE
+# debug log (-d) shows no LOOKUP of a record while ls -l runs, cold.
+do_ls_l_looks_up_no_record_one_by_one()
+{
+	seed_users
+	ml_mount "$MNT"
+	for i in $(seq 1 40); do
+		printf '{"name":"u%s"}\n' "$i" >"$MNT/users/u$i.json" || ml_fail "create u$i"
+	done
+	ml_unmount "$MNT" "$DAEMON_PID"
+	ml_mount "$MNT" -d
+	before=$(wc -l <"$MNT.log")
+	atf_check -o match:'u40\.json' ls -l "$MNT/users"
+	tail -n +"$((before + 1))" "$MNT.log" >ls.log
+	n=$(grep -c '^LOOKUP /users/u[0-9]*\.json' ls.log || true)
+	[ "$n" -eq 0 ] || ml_fail "ls -l looked up $n records one by one: $(grep -m 3 '^LOOKUP' ls.log)"
+	grep -q '^readdir\|READDIRPLUS' ls.log || ml_fail "no readdir in the debug log: $(head -n 20 ls.log)"
+	ml_unmount "$MNT" "$DAEMON_PID"
+}
+ml_both ls_l_looks_up_no_record_one_by_one
+
 do_remount_with_cache_dir_costs_only_list_requests()
 {
 	seed_users
