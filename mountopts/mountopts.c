@@ -40,6 +40,7 @@
 
 #include "conn.h"
 #include "mountopts.h"
+#include "vfs.h"
 
 #define MOPT_MAX_SECRET_FILE (64 * 1024)
 
@@ -126,7 +127,7 @@ void mopt_defaults(mopt *o)
 	o->negative_timeout = 1.0;
 	o->record_ttl = 5.0;
 	o->dir_ttl = 5.0;
-	o->prefetch = 32;
+	o->prefetch = VFS_PREFETCH_DEFAULT;
 	o->parallelism = 16;
 	o->timeout = 30.0;
 	o->retries = 5;

@@ -593,7 +593,7 @@ static int connection_to_open(const mopt *o, char **out)
 
 /* Requests the store may have in flight: -o parallelism, else the
  * connection string's, else at least prefetch (the library's default,
- * 16, would hold a directory's prefetch of 32 to 16 requests at once). */
+ * 16, would hold a directory's prefetch of 64 to 16 requests at once). */
 static int store_parallelism(const mopt *o)
 {
 	if (o->set & (UINT64_C(1) << MOPT_PARALLELISM))

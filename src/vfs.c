@@ -413,7 +413,7 @@ void vfs_options_default(vfs_options *o)
 	o->negative_ttl = 1.0;
 	o->record_ttl = 5.0;
 	o->dir_ttl = 5.0;
-	o->prefetch = 32;
+	o->prefetch = VFS_PREFETCH_DEFAULT;
 	o->cache_dir = NULL;
 	o->scratch_dir = NULL;
 	o->max_file_size = 16u << 20;
@@ -1798,7 +1798,7 @@ static void fetch_one(void *ud, size_t i)
 
 static int prefetch_width(vfs *v)
 {
-	return v->o.prefetch > 0 ? v->o.prefetch : 32;
+	return v->o.prefetch > 0 ? v->o.prefetch : VFS_PREFETCH_DEFAULT;
 }
 
 /* 1 when the sorted name lists a (a listing kept current by our
@@ -1832,7 +1832,6 @@ static int same_names_but_ours(vfs *v, const char *rname, const strv *a, const s
  * the names equal those of the listing it replaces and no record
  * changed but by us.  epoch0: the cache's epoch before the LIST (local
  * changes since are applied to the names).  No lock held. */
-
 static int list_resource_now(vfs *v, s3db_resource *res, const schema *s, list_mode mode,
                              uint64_t epoch0, const char *want_id, int64_t *want_size,
                              const s3db_ctx *ctx)
@@ -5089,7 +5088,7 @@ s3db_code vfs_open(s3db *db, const vfs_options *opts, vfs **out, s3db_error *err
 	else
 		vfs_options_default(&v->o);
 	if (v->o.prefetch <= 0)
-		v->o.prefetch = 32;
+		v->o.prefetch = VFS_PREFETCH_DEFAULT;
 	if (v->o.max_file_size == 0)
 		v->o.max_file_size = 16u << 20;
 	v->cache_dir = v->o.cache_dir ? strdup(v->o.cache_dir) : NULL;
@@ -5157,7 +5156,7 @@ int vfs_set_options(vfs *v, const vfs_options *opts)
 	v->o.negative_ttl = opts->negative_ttl;
 	v->o.record_ttl = opts->record_ttl;
 	v->o.dir_ttl = opts->dir_ttl;
-	v->o.prefetch = opts->prefetch > 0 ? opts->prefetch : 32;
+	v->o.prefetch = opts->prefetch > 0 ? opts->prefetch : VFS_PREFETCH_DEFAULT;
 	v->o.max_file_size = opts->max_file_size ? opts->max_file_size : 16u << 20;
 	v->o.cache_max_bytes = opts->cache_max_bytes;
 	v->cache.max_bytes = opts->cache_max_bytes;

@@ -73,6 +73,12 @@
 
 typedef struct vfs vfs;
 
+/* Records fetched in parallel by a directory listing unless told: 64 —
+ * a server working through 32 requests idles while the daemon reads
+ * their answers (measured on s3rver: `ls -l` cold of 3,000 records
+ * 12 % faster than with 32). */
+#define VFS_PREFETCH_DEFAULT 64
+
 typedef struct vfs_options {
 	uid_t uid;                /* owner of every entry                    */
 	gid_t gid;
@@ -108,7 +114,8 @@ typedef struct vfs_options {
 	                             (If-None-Match), then a replace (EEXIST
 	                             under O_EXCL): never a lost record      */
 	int prefetch;             /* records fetched in parallel when a
-	                             directory is listed (default 32)        */
+	                             directory is listed (default
+	                             VFS_PREFETCH_DEFAULT)                   */
 	const char *cache_dir;    /* persistent cache; NULL: memory only     */
 	const char *scratch_dir;  /* where scratch files live; NULL: memory  */
 	size_t max_file_size;     /* largest record file accepted (16 MiB)   */
@@ -118,7 +125,7 @@ typedef struct vfs_options {
 } vfs_options;
 
 /* Fills o with the defaults (uid/gid of the caller, umask 022, ttls 1 s
- * attr/entry/negative, 5 s record, 5 s dir, prefetch 32, max_file_size
+ * attr/entry/negative, 5 s record, 5 s dir, prefetch 64, max_file_size
  * 16 MiB, cache_max_bytes 256 MiB). */
 void vfs_options_default(vfs_options *o);
 
