@@ -2260,27 +2260,40 @@ static int create_write(tctx *c, const char *path, const char *text, int flags)
 	return rc;
 }
 
-VFS_CASE(a_lookup_in_a_stale_listing_is_answered_at_once_and_the_listing_refreshed_behind)
+/* The set-up of the stale-listing cases: users a, b, c in a tree with
+ * dir_ttl 1 s; the tree lists /users; another client inserts rec; the
+ * listing goes stale (past dir_ttl, within its window).  Returns the
+ * count of requests made on this thread from then on (static: the
+ * observer outlives the case's frame until the fixture closes the
+ * tree). */
+static thread_requests *listed_then_stale(tctx *c, const char *rec)
 {
+	static thread_requests own;
 	c->o.dir_ttl = 1;
-	c->o.record_ttl = 1;
 	users_abc(c);
-	thread_requests own = { .thread = pthread_self() };
+	own.thread = pthread_self();
 	ATF_REQUIRE(vfs_add_request_observer(c->v, count_thread_requests, &own) > 0);
 	strv names;
 	ls(c, "/users", &names);
 	strv_free(&names);
-	insert(c, "users", "{\"id\":\"other\",\"name\":\"Other\"}");
-	msleep(1200); /* past dir_ttl (and record_ttl), within the stale window */
+	insert(c, "users", rec);
+	msleep(1200);
 	reset(c);
 	atomic_store(&own.n, 0);
+	return &own;
+}
+
+VFS_CASE(a_lookup_in_a_stale_listing_is_answered_at_once_and_the_listing_refreshed_behind)
+{
+	c->o.record_ttl = 1; /* stale too */
+	thread_requests *own = listed_then_stale(c, "{\"id\":\"other\",\"name\":\"Other\"}");
 	struct stat st;
 	/* a name the listing lacks is missing, a record it confirmed has its
 	 * attributes: both at once, without a request on this thread */
 	ATF_REQUIRE_EQ(t_stat(c, "/users/nobody.json", &st), -ENOENT);
 	ATF_REQUIRE_EQ(t_stat(c, "/users/a.json", &st), 0);
 	ATF_REQUIRE_EQ(t_stat(c, "/users/other.json", &st), -ENOENT);
-	ATF_REQUIRE_EQ_MSG(atomic_load(&own.n), 0, "requests on the lookup's thread: %s", counts(c));
+	ATF_REQUIRE_EQ_MSG(atomic_load(&own->n), 0, "requests on the lookup's thread: %s", counts(c));
 	/* the directory is listed again behind them: the other client's
 	 * record shows, after one LIST for all those lookups */
 	ATF_REQUIRE_EQ(stat_until_found(c, "/users/other.json"), 0);
@@ -2289,15 +2302,15 @@ VFS_CASE(a_lookup_in_a_stale_listing_is_answered_at_once_and_the_listing_refresh
 	 * change shows within dir_ttl + the window + one listing */
 	insert(c, "users", "{\"id\":\"late\",\"name\":\"Late\"}");
 	msleep(2300);
-	atomic_store(&own.n, 0);
+	atomic_store(&own->n, 0);
 	ATF_REQUIRE_EQ(t_stat(c, "/users/late.json", &st), 0);
-	ATF_REQUIRE_MSG(atomic_load(&own.n) >= 1, "no request on the lookup's thread");
+	ATF_REQUIRE_MSG(atomic_load(&own->n) >= 1, "no request on the lookup's thread");
 	/* an open without O_TRUNC (close-to-open) never answers from a
 	 * stale listing: it revalidates on its own thread */
 	msleep(1200);
-	atomic_store(&own.n, 0);
+	atomic_store(&own->n, 0);
 	free(cat(c, "/users/a.json"));
-	ATF_REQUIRE_MSG(atomic_load(&own.n) >= 1, "open answered from a stale listing");
+	ATF_REQUIRE_MSG(atomic_load(&own->n) >= 1, "open answered from a stale listing");
 	/* a refresh still running when the tree closes is joined by
 	 * vfs_close (the fixture closes it now) */
 	msleep(1200);
@@ -2310,21 +2323,12 @@ VFS_CASE(a_lookup_in_a_stale_listing_is_answered_at_once_and_the_listing_refresh
  * another client made meanwhile (EEXIST), leaving theirs. */
 VFS_CASE(an_exclusive_create_is_answered_from_a_stale_listing)
 {
-	c->o.dir_ttl = 1;
-	users_abc(c);
-	thread_requests own = { .thread = pthread_self() };
-	ATF_REQUIRE(vfs_add_request_observer(c->v, count_thread_requests, &own) > 0);
-	strv names;
-	ls(c, "/users", &names);
-	strv_free(&names);
-	insert(c, "users", "{\"id\":\"theirs\",\"name\":\"Theirs\"}");
-	msleep(1200); /* stale, within the window */
-	atomic_store(&own.n, 0);
+	thread_requests *own = listed_then_stale(c, "{\"id\":\"theirs\",\"name\":\"Theirs\"}");
 	uint64_t fh = 0;
 	ATF_REQUIRE_EQ(vfs_create(c->v, "/users/mine.json", 0644, O_WRONLY | O_CREAT | O_EXCL, &fh,
 	                          NULL),
 	               0);
-	ATF_REQUIRE_EQ_MSG(atomic_load(&own.n), 0, "requests before the write: %s", counts(c));
+	ATF_REQUIRE_EQ_MSG(atomic_load(&own->n), 0, "requests before the write: %s", counts(c));
 	const char *text = "{\"name\":\"Mine\"}";
 	ATF_REQUIRE_EQ((size_t)vfs_write(c->v, fh, text, strlen(text), 0), strlen(text));
 	ATF_REQUIRE_EQ(vfs_flush(c->v, fh, NULL), 0);
