@@ -276,18 +276,11 @@ static void dir_handle_clear(dir_handle *d)
 static int dir_collect(void *ud, const char *name, const struct stat *st)
 {
 	dir_handle *d = ud;
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 64;
-		dir_entry *p = realloc(d->items, cap * sizeof *p);
-		if (!p) {
-			d->oom = 1;
-			return 1;
-		}
-		d->items = p;
-		d->cap = cap;
-	}
-	dir_entry *e = &d->items[d->n];
-	if (!(e->name = strdup(name))) {
+	dir_entry *items = s3db_array_room(d->items, &d->cap, d->n, sizeof *items, 64);
+	if (items)
+		d->items = items;
+	dir_entry *e = items ? &items[d->n] : NULL;
+	if (!e || !(e->name = strdup(name))) {
 		d->oom = 1;
 		return 1;
 	}

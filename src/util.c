@@ -116,6 +116,17 @@ char *s3db_strdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+void *s3db_array_room(void *items, size_t *cap, size_t n, size_t elem, size_t first)
+{
+	if (n < *cap)
+		return items;
+	size_t ncap = *cap ? *cap * 2 : first;
+	void *p = realloc(items, ncap * elem);
+	if (p)
+		*cap = ncap;
+	return p;
+}
+
 char *s3db_strndup(const char *s, size_t n)
 {
 	return s ? strndup(s, n) : NULL;

@@ -44,6 +44,13 @@ void sbuf_printf(sbuf *b, const char *fmt, ...) S3DB_PRINTF(2, 3);
 /* Hands the data over to the caller (malloc'd) and resets b.  NULL if oom. */
 char *sbuf_steal(sbuf *b);
 
+/* ---- growable arrays ------------------------------------------------- */
+/* Room for one more element in items (n of *cap used, elem bytes each):
+ * items itself while n < *cap, else the array grown to twice *cap (first
+ * when *cap is 0) and *cap updated.  NULL when out of memory: items and
+ * *cap are unchanged.  The caller stores the result back. */
+void *s3db_array_room(void *items, size_t *cap, size_t n, size_t elem, size_t first);
+
 /* ---- strings ---------------------------------------------------------- */
 char *s3db_strdup(const char *s);        /* NULL-safe */
 char *s3db_strndup(const char *s, size_t n);

@@ -1747,18 +1747,11 @@ typedef struct lents {
 static int collect_entry(void *ud, const char *id, const store_entry *e)
 {
 	lents *l = ud;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 256;
-		lent *p = realloc(l->items, cap * sizeof *p);
-		if (!p) {
-			l->oom = 1;
-			return 1;
-		}
-		l->items = p;
-		l->cap = cap;
-	}
-	lent *it = &l->items[l->n];
-	if (!(it->id = strdup(id))) {
+	lent *items = s3db_array_room(l->items, &l->cap, l->n, sizeof *items, 256);
+	if (items)
+		l->items = items;
+	lent *it = items ? &items[l->n] : NULL;
+	if (!it || !(it->id = strdup(id))) {
 		l->oom = 1;
 		return 1;
 	}
@@ -2453,15 +2446,11 @@ static void dents_add(dents *d, const char *name, const struct stat *st)
 {
 	if (strlen(name) > VFS_NAME_MAX)
 		return;
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 64;
-		dent *p = realloc(d->items, cap * sizeof *p);
-		if (!p)
-			return;
-		d->items = p;
-		d->cap = cap;
-	}
-	dent *e = &d->items[d->n];
+	dent *items = s3db_array_room(d->items, &d->cap, d->n, sizeof *items, 64);
+	if (!items)
+		return;
+	d->items = items;
+	dent *e = &items[d->n];
 	if (!(e->name = strdup(name)))
 		return;
 	e->has_st = st != NULL;

@@ -97,9 +97,14 @@ typedef struct vfs_options {
 	                             1 HEAD; re-read (1 GET) only when S3
 	                             shows other validators                  */
 	double dir_ttl;           /* a directory listing older than this is
-	                             listed again: 1 LIST per 1,000 names.
-	                             Lookups (getattr, create with O_TRUNC)
-	                             do not wait for that relist: for
+	                             listed again: 1 LIST per 1,000 names
+	                             (for lookups of a directory of more
+	                             than 1,000 names whose last relist
+	                             found no other client's change: every
+	                             20 x that listing's duration when
+	                             longer, at most 60 s).  Lookups
+	                             (getattr, create with O_TRUNC or
+	                             O_EXCL) do not wait for that relist: for
 	                             another window of twice the listing's
 	                             own duration (at least 1 s, at most
 	                             dir_ttl) the stale listing answers and

@@ -124,6 +124,31 @@ ATF_TC_BODY(every_error_code_has_a_readable_message, tc)
 	ATF_CHECK_STREQ(s3db_command_name(S3DB_CMD_LIST_OBJECTS_V2), "ListObjectsV2");
 }
 
+ATF_TC_WITHOUT_HEAD(array_room_grows_by_doubling_and_keeps_the_elements);
+ATF_TC_BODY(array_room_grows_by_doubling_and_keeps_the_elements, tc)
+{
+	int *items = NULL;
+	size_t cap = 0, n = 0;
+	for (int i = 0; i < 10; i++) {
+		int *room = s3db_array_room(items, &cap, n, sizeof *items, 4);
+		ATF_REQUIRE(room != NULL);
+		if (n < 4)
+			ATF_REQUIRE_EQ(cap, 4);
+		else if (n < 8)
+			ATF_REQUIRE_EQ(cap, 8);
+		else
+			ATF_REQUIRE_EQ(cap, 16);
+		items = room;
+		items[n++] = i * 7;
+	}
+	/* room left: the same array, the same capacity */
+	ATF_REQUIRE(s3db_array_room(items, &cap, n, sizeof *items, 4) == items);
+	ATF_REQUIRE_EQ(cap, 16);
+	for (int i = 0; i < 10; i++)
+		ATF_REQUIRE_EQ(items[i], i * 7);
+	free(items);
+}
+
 ATF_TP_ADD_TCS(tp)
 {
 	ATF_TP_ADD_TC(tp, stringify_is_byte_identical_to_json_stringify);
@@ -134,5 +159,6 @@ ATF_TP_ADD_TCS(tp)
 	ATF_TP_ADD_TC(tp, http_dates_parse_to_epoch_ms);
 	ATF_TP_ADD_TC(tp, utf8_validation_refuses_overlongs_surrogates_and_nul);
 	ATF_TP_ADD_TC(tp, every_error_code_has_a_readable_message);
+	ATF_TP_ADD_TC(tp, array_room_grows_by_doubling_and_keeps_the_elements);
 	return atf_no_error();
 }
