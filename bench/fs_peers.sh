@@ -41,16 +41,27 @@
 #               DeleteObject, one at a time on one connection -> ms each
 # Each s3dbfs step is then compared with the cost of the requests an ideal
 # client would make at those limits (the "limit" column):
-#   create     N sequential PUT               target <= 1.3x
-#   ls-cold    the LIST pages + N HEAD at 32 in flight   target <= 1.25x
+#   create     N sequential PUT If-None-Match target <= 1.3x
+#   ls-cold    the LIST pages + N GET at 32 in flight   target <= 1.25x
 #   ls-warm    0 requests                     target 0 requests
 #   cat-all    N sequential GET               target <= 1.25x
 #   grep-r     N sequential GET               target <= 1.25x
 #   rm-all     N sequential DELETE            target <= 1.25x
-#   par-write  N PUT at the concurrent rate   target >= 70 % of that rate
+#   par-write  N PUT If-None-Match at the concurrent rate
+#                                             target >= 70 % of that rate
 # and beside it the cost of the requests s3dbfs really made, priced the same
 # way (so "slow because of extra requests" and "slow between requests" can
 # be told apart).  Targets are printed, never enforced.
+#
+# The server's speed drifts by up to +-25 % over minutes (it shares two
+# CPUs with everything else), so a limit measured minutes away from a step
+# is a loose yardstick.  Paired limits (PAIRED=1, the default when LIMITS=1)
+# measure, for s3dbfs's create, ls-cold, rm-all and par-write, the step's
+# own ideal requests with curl just before the step and again just after
+# it (ls-cold's "after" waits until grep-r is done, so that ls-warm still
+# finds the listing fresh); the mean of the two is that step's paired
+# limit, and a second table shows each step against it, beside the
+# global one.
 #
 # Environment:
 #   N            record counts when no argument is given   ("1000 10000")
@@ -60,6 +71,7 @@
 #   PAR          requests in flight for the concurrent limits (32)
 #   LIMIT_SEQ    requests per sequential limit (200)
 #   LIMITS       0 skips the server limits (1)
+#   PAIRED       0 skips the limits measured around each s3dbfs step (1)
 #   STEP_TIMEOUT seconds after which a step is stopped and the rest of that
 #                configuration's workload skipped (3600; 0: never)
 #   S3DBFS       the daemon (build/normal/src/s3dbfs)
@@ -83,6 +95,7 @@ WRITERS=${WRITERS:-16}
 PAR=${PAR:-32}
 LIMIT_SEQ=${LIMIT_SEQ:-200}
 LIMITS=${LIMITS:-1}
+PAIRED=${PAIRED:-1}
 STEP_TIMEOUT=${STEP_TIMEOUT:-3600}
 S3DBFS=${S3DBFS:-$top/build/normal/src/s3dbfs}
 S3DBFS_OPTS=${S3DBFS_OPTS:-}
@@ -109,6 +122,7 @@ flock -n 9 || { echo "fs_peers.sh: another run holds $WORK/lock" >&2; exit 1; }
 stamp=$(date +%Y%m%d-%H%M%S)
 RESULTS=$WORK/results-$stamp.tsv
 LIMITS_OUT=$WORK/limits-$stamp.txt     # per N: before and after its workloads
+PAIRS=$WORK/pairs-$stamp.tsv           # limits measured around s3dbfs's steps
 LOGS=$WORK/logs
 export S3DB_TEST_RUNDIR=$WORK/servers
 mkdir -p "$LOGS"
@@ -404,6 +418,36 @@ dir_of() {
 	esac
 }
 
+# pair CFG N ROUND STEP WHEN: for s3dbfs (when paired limits are on),
+# what STEP's ideal requests cost on the server right now: curl through
+# the front on the limits prefix of N keys.  Appends
+# "N ROUND STEP WHEN SECONDS" to PAIRS, SECONDS priced for the whole step
+# (N records).  The keys it adds are removed again, untimed.
+pair() {
+	local cfg=$1 n=$2 r=$3 st=$4 when=$5 p=limits/n$2 s l g stem
+	[ "$cfg" = s3dbfs ] && [ "$LIMITS" = 1 ] && [ "$PAIRED" = 1 ] || return 0
+	stem=p$r${st//-/}$when
+	case $st in
+	create)     # LIMIT_SEQ inserts one at a time, priced for N
+		s=$(curl_batch PUTNEW 1 "$LIMIT_SEQ" "$p" "$stem")
+		curl_batch DELETE "$PAR" "$LIMIT_SEQ" "$p" "$stem" >/dev/null
+		s=$(echo "$s / $LIMIT_SEQ * $n" | bc -l) ;;
+	ls-cold)    # the LIST pages of the N keys, then N GET at PAR in flight
+		l=$(list_all "$p" "$n")
+		g=$(curl_batch GET "$PAR" "$n" "$p" k)
+		s=$(echo "$l + $g" | bc -l) ;;
+	rm-all)     # LIMIT_SEQ deletes one at a time (of keys put untimed)
+		curl_batch PUT "$PAR" "$LIMIT_SEQ" "$p" "$stem" >/dev/null
+		s=$(curl_batch DELETE 1 "$LIMIT_SEQ" "$p" "$stem")
+		s=$(echo "$s / $LIMIT_SEQ * $n" | bc -l) ;;
+	par-write)  # N inserts at PAR in flight
+		s=$(curl_batch PUTNEW "$PAR" "$n" "$p" "$stem")
+		curl_batch DELETE "$PAR" "$n" "$p" "$stem" >/dev/null ;;
+	*) return 0 ;;
+	esac
+	printf '%s\t%s\t%s\t%s\t%s\n' "$n" "$r" "$st" "$when" "$s" >>"$PAIRS"
+}
+
 # run_workload CFG N ROUND: the steps on one configuration.
 run_workload() {
 	local cfg=$1 n=$2 r=$3 d c
@@ -415,16 +459,24 @@ run_workload() {
 		return 1
 	fi
 	# a step that times out ends the workload on this configuration
+	pair "$cfg" "$n" "$r" create before
 	step "$cfg" "$n" "$r" create make_records "$d" "$n" || { umount_cfg "$cfg"; return 1; }
+	pair "$cfg" "$n" "$r" create after
 	umount_cfg "$cfg"
 	mount_cfg "$cfg" "$n" "$r" || return 1
-	if ! { step "$cfg" "$n" "$r" ls-cold do_ls "$d" "$n" &&
+	if ! { pair "$cfg" "$n" "$r" ls-cold before &&
+		step "$cfg" "$n" "$r" ls-cold do_ls "$d" "$n" &&
 		step "$cfg" "$n" "$r" ls-warm do_ls "$d" "$n" &&
 		step "$cfg" "$n" "$r" cat-all do_cat "$d" &&
 		step "$cfg" "$n" "$r" grep-r do_grep "$d" "$n" &&
+		pair "$cfg" "$n" "$r" ls-cold after &&
+		pair "$cfg" "$n" "$r" rm-all before &&
 		step "$cfg" "$n" "$r" rm-all do_rm "$d" &&
+		pair "$cfg" "$n" "$r" rm-all after &&
 		mkdir -p "$d" &&        # rclone forgets a directory that became empty
-		step "$cfg" "$n" "$r" par-write do_pwrite "$WORK/src-$n" "$d"; }; then
+		pair "$cfg" "$n" "$r" par-write before &&
+		step "$cfg" "$n" "$r" par-write do_pwrite "$WORK/src-$n" "$d" &&
+		pair "$cfg" "$n" "$r" par-write after; }; then
 		umount_cfg "$cfg"
 		return 1
 	fi
@@ -524,9 +576,16 @@ measure_limits() {
 # ---- the report ------------------------------------------------------------------------------
 
 report() {
-	node - "$RESULTS" "$LIMITS_OUT" "$ROUNDS" "$CONFIGS" <<'JS'
+	node - "$RESULTS" "$LIMITS_OUT" "$ROUNDS" "$CONFIGS" "$PAIRS" <<'JS'
 const fs = require('fs');
-const [resFile, limFile, rounds, cfgList] = process.argv.slice(2);
+const [resFile, limFile, rounds, cfgList, pairFile] = process.argv.slice(2);
+// limits measured around s3dbfs's steps: pairs[`${n}|${step}|${round}`] = {before, after}
+const pairs = {};
+if (pairFile && fs.existsSync(pairFile))
+	for (const line of fs.readFileSync(pairFile, 'utf8').split('\n').filter(Boolean)) {
+		const [n, round, step, when, secs] = line.split('\t');
+		(pairs[`${n}|${step}|${round}`] ||= {})[when] = +secs;
+	}
 const STEPS = ['create', 'ls-cold', 'ls-warm', 'cat-all', 'grep-r', 'rm-all', 'par-write'];
 // the limits were measured twice per N (before and after its workloads):
 // the best of the two is the limit (lowest latency, highest rate)
@@ -674,6 +733,25 @@ for (const n of ns) {
 		dl && `ls-cold ${ratio(dl.secs, lim.list_all + n / lim.head_par)} of LIST + ${n} HEAD in flight`,
 		dp && `par-write ${f(100 * (n / dp.secs) / lim.put_par, 0)}% of the plain PUT rate`,
 	].filter(Boolean).join('; '));
+	// each step against the limits measured just before and just after it
+	const paired = ['create', 'ls-cold', 'rm-all', 'par-write'].map(s => {
+		const d = get(n, 's3dbfs', s), q = d && pairs[`${n}|${s}|${d.round}`];
+		return q && 'before' in q && 'after' in q ? { s, d, q, t: (q.before + q.after) / 2 } : null;
+	}).filter(Boolean);
+	if (paired.length) {
+		p("s3dbfs / the limits measured around each step (the step's ideal requests, curl just before and " +
+			'just after it; the limit is the mean of the two):');
+		p(pad('step', 10) + pad('s3dbfs s', 10) + pad('before s', 10) + pad('after s', 10) + pad('limit s', 9) +
+			pad('ratio', 8) + pad('vs best', 9) + 'target');
+		for (const { s, d, q, t } of paired) {
+			const [, , target] = ideal(s, n);
+			const best = Math.min(q.before, q.after);
+			const r = s === 'par-write' ? `${f(100 * t / d.secs, 0)}%` : ratio(d.secs, t);
+			const rb = s === 'par-write' ? `${f(100 * best / d.secs, 0)}%` : ratio(d.secs, best);
+			p(pad(s, 10) + pad(f(d.secs, 3), 10) + pad(f(q.before, 3), 10) + pad(f(q.after, 3), 10) +
+				pad(f(t, 3), 9) + pad(r, 8) + pad(rb, 9) + target);
+		}
+	}
 	const cp = get(n, 'local', 'par-write');
 	if (cp && dp)
 		p(`  par-write floor (local cp, no S3): ${f(n / cp.secs, 0)} files/s; s3dbfs ${f(n / dp.secs, 0)} files/s`);
@@ -703,11 +781,14 @@ make_records "$WORK" 1 && mv "$WORK/u000001.json" "$WORK/record.json"
 say "  record size: $(wc -c <"$WORK/record.json") bytes"
 : >"$RESULTS"
 : >"$LIMITS_OUT"
+: >"$PAIRS"
 
 for n in $NS; do
 	if [ "$LIMITS" = 1 ]; then
 		say "measuring the server's limits on $n keys..."
 		{ echo "# before $n"; measure_limits "$n" before; } >>"$LIMITS_OUT"
+		# the paired limits need the N keys meanwhile (untimed)
+		[ "$PAIRED" = 0 ] || curl_batch PUT "$PAR" "$n" "limits/n$n" k >/dev/null
 	fi
 	rm -rf "$WORK/src-$n"
 	mkdir -p "$WORK/src-$n"
@@ -721,10 +802,11 @@ for n in $NS; do
 	rm -rf "$WORK/src-$n"
 	if [ "$LIMITS" = 1 ]; then
 		say "measuring the server's limits on $n keys again..."
+		[ "$PAIRED" = 0 ] || curl_batch DELETE "$PAR" "$n" "limits/n$n" k >/dev/null
 		{ echo "# after $n"; measure_limits "$n" after; } >>"$LIMITS_OUT"
 	fi
 done
 
 say ""
-say "$(date '+%F %T') $(nproc) CPUs; raw lines: $RESULTS; limits: $LIMITS_OUT"
+say "$(date '+%F %T') $(nproc) CPUs; raw lines: $RESULTS; limits: $LIMITS_OUT; paired: $PAIRS"
 report

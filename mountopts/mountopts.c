@@ -47,6 +47,9 @@
 /* ---- the table ------------------------------------------------------------ */
 
 #define F(field) offsetof(mopt, field)
+/* a number macro as a string literal, for the help texts */
+#define MOPT_STR_(x) #x
+#define MOPT_STR(x) MOPT_STR_(x)
 
 const mopt_desc mopt_table[] = {
 	{ MOPT_UID, "uid", MT_UID, F(uid), 1, 0,
@@ -66,7 +69,7 @@ const mopt_desc mopt_table[] = {
 	{ MOPT_DIR_TTL, "dir_ttl", MT_SECONDS, F(dir_ttl), 1, 0,
 	  "seconds before a directory is listed again (5)" },
 	{ MOPT_PREFETCH, "prefetch", MT_POSITIVE, F(prefetch), 1, 4096,
-	  "records fetched in parallel when a directory is listed (32)" },
+	  "records fetched in parallel when a directory is listed (" MOPT_STR(VFS_PREFETCH_DEFAULT) ")" },
 	{ MOPT_PARALLELISM, "parallelism", MT_POSITIVE, F(parallelism), 0, 1024,
 	  "S3 requests in flight for bulk operations (16)" },
 	{ MOPT_TIMEOUT, "timeout", MT_SECONDS, F(timeout), 0, 0,
@@ -101,6 +104,8 @@ const mopt_desc mopt_table[] = {
 const size_t mopt_table_len = sizeof mopt_table / sizeof mopt_table[0];
 
 #undef F
+#undef MOPT_STR
+#undef MOPT_STR_
 
 const mopt_desc *mopt_desc_find(const char *name)
 {

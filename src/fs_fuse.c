@@ -35,8 +35,9 @@
  *    kernel resolve that name again;
  *  - no_rofd_flush: closing a read-only descriptor sends no FLUSH;
  *  - per open file: keep_cache as the vfs says; direct_io when the vfs
- *    says the content is made at open (/.status, /.errors, plugins'
- *    files), so the kernel does not clip reads to a size it cached.
+ *    says so: content made at open (/.status, /.errors, plugins' files,
+ *    so the kernel does not clip reads to a size it cached) and
+ *    write-only opens (no GETXATTR security.capability per new file).
  *
  * nullpath_ok stays 0: vfs_getattr and vfs_truncate need the path when
  * FUSE hands us an open file (fstat, ftruncate), and libfuse tracks it
@@ -400,7 +401,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		return (fi->flags & O_ACCMODE) != O_RDONLY ? traced("open", path, NULL, rc, &ctx) : rc;
 	fi->fh = fh;
 	fi->keep_cache = keep ? 1 : 0;
-	fi->direct_io = vfs_direct_io(v, path) ? 1 : 0;
+	fi->direct_io = vfs_direct_io(v, path, fi->flags) ? 1 : 0;
 	return 0;
 }
 
@@ -413,7 +414,7 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	if (rc < 0)
 		return traced("create", path, NULL, rc, &ctx);
 	fi->fh = fh;
-	fi->direct_io = vfs_direct_io(v, path) ? 1 : 0;
+	fi->direct_io = vfs_direct_io(v, path, fi->flags) ? 1 : 0;
 	return 0;
 }
 

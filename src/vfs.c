@@ -2420,8 +2420,10 @@ int vfs_getattr(vfs *v, const char *path, struct stat *st, const s3db_ctx *ctx)
 	return rc;
 }
 
-int vfs_direct_io(vfs *v, const char *path)
+int vfs_direct_io(vfs *v, const char *path, int flags)
 {
+	if ((flags & O_ACCMODE) == O_WRONLY)
+		return 1;
 	vpath p;
 	int rc = parse_path(v, path, &p);
 	int direct = !rc && (p.kind == PK_STATUS || p.kind == PK_ERRORS || p.kind == PK_VIRTUAL);

@@ -235,10 +235,19 @@ int vfs_listxattr(vfs *v, const char *path, char *list, size_t size);
 int vfs_setxattr(vfs *v, const char *path, const char *name, const char *value,
                  size_t size, int flags);
 int vfs_removexattr(vfs *v, const char *path, const char *name);
-/* 1 when the file's content is made when it is opened and may differ in
- * size from what getattr said (/.status, /.errors, plugin files): the
- * FUSE layer should open it with direct_io.  0 otherwise. */
-int vfs_direct_io(vfs *v, const char *path);
+/* 1 when an open of path with these open(2) flags should bypass the
+ * kernel's page cache (the FUSE layer opens it with direct_io):
+ *  - the file's content is made when it is opened and may differ in size
+ *    from what getattr said (/.status, /.errors, plugin files);
+ *  - a write-only open (O_WRONLY) of anything: a descriptor that cannot
+ *    read has no use for cached pages, and a write through the page
+ *    cache makes the kernel ask for the file's security.capability
+ *    attribute (one more FUSE request) before the first write of every
+ *    new file.  Readers of the same file stay coherent: a direct write
+ *    drops the kernel's size and mtime, and with auto_inval_data the
+ *    next read compares them and drops stale pages.
+ * 0 otherwise. */
+int vfs_direct_io(vfs *v, const char *path, int flags);
 
 /* ---- figures and errors ------------------------------------------------- */
 

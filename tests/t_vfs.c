@@ -1089,8 +1089,11 @@ VFS_CASE(cold_listing_fetches_in_parallel_and_warm_listing_costs_nothing)
 	json_object_put(o);
 	struct stat st;
 	ATF_REQUIRE_EQ(t_stat(c, "/.status", &st), 0);
-	ATF_REQUIRE_EQ(vfs_direct_io(c->v, "/.status"), 1);
-	ATF_REQUIRE_EQ(vfs_direct_io(c->v, "/users/r001.json"), 0);
+	ATF_REQUIRE_EQ(vfs_direct_io(c->v, "/.status", O_RDONLY), 1);
+	ATF_REQUIRE_EQ(vfs_direct_io(c->v, "/users/r001.json", O_RDONLY), 0);
+	ATF_REQUIRE_EQ(vfs_direct_io(c->v, "/users/r001.json", O_RDWR), 0);
+	/* a write-only descriptor has no use for cached pages */
+	ATF_REQUIRE_EQ(vfs_direct_io(c->v, "/users/r001.json", O_WRONLY | O_TRUNC), 1);
 	free(s);
 }
 
