@@ -9,7 +9,9 @@
  * pass on as NULL.
  *
  * Invariant: the secret key only ever flows into sigv4_signing_key(); the
- * derived keys live on the stack and are cleansed before returning.
+ * derived keys live on the stack and are cleansed before returning, or in
+ * a caller's sigv4_key_cache (cleansed when it is destroyed or re-derived
+ * into).
  */
 #include <ctype.h>
 #include <stdint.h>
@@ -385,6 +387,42 @@ void sigv4_signing_key(const char *secret_key, const char *date8, const char *re
 	free(k0);
 }
 
+void sigv4_key_cache_init(sigv4_key_cache *c)
+{
+	memset(c, 0, sizeof *c);
+	pthread_mutex_init(&c->lock, NULL);
+}
+
+void sigv4_key_cache_destroy(sigv4_key_cache *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_destroy(&c->lock);
+	OPENSSL_cleanse(c->key, sizeof c->key);
+	c->scope[0] = '\0';
+}
+
+/* The signing key for key's secret and (date8, region, service), from
+ * key->cache when it holds that scope, else derived (and kept there). */
+static void signing_key_for(const sigv4_key *key, const char *date8, const char *service,
+                            unsigned char out[32])
+{
+	sigv4_key_cache *c = key->cache;
+	char scope[sizeof c->scope];
+	int n = c ? snprintf(scope, sizeof scope, "%s/%s/%s", date8, key->region, service) : -1;
+	if (n < 0 || (size_t)n >= sizeof scope) {
+		sigv4_signing_key(key->secret_key, date8, key->region, service, out);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	if (strcmp(c->scope, scope) != 0) {
+		sigv4_signing_key(key->secret_key, date8, key->region, service, c->key);
+		memcpy(c->scope, scope, (size_t)n + 1);
+	}
+	memcpy(out, c->key, 32);
+	pthread_mutex_unlock(&c->lock);
+}
+
 void sigv4_result_free(sigv4_result *r)
 {
 	if (!r)
@@ -418,7 +456,7 @@ int sigv4_sign(const sigv4_request *req, const sigv4_key *key, sigv4_result *out
 		goto fail;
 
 	unsigned char skey[32], sig[32];
-	sigv4_signing_key(key->secret_key, date8, key->region, service, skey);
+	signing_key_for(key, date8, service, skey);
 	hmac_sha256(skey, sizeof skey, out->string_to_sign, sig);
 	OPENSSL_cleanse(skey, sizeof skey);
 	to_hex(sig, sizeof sig, out->signature);

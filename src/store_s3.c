@@ -78,6 +78,7 @@ typedef struct s3_store {
 	char *region;
 	char *access_key;           /* NULL: unsigned (anonymous) requests  */
 	char *secret_key;
+	sigv4_key_cache signing_key; /* the day's key derived from secret_key */
 	char *session_token;
 	int timeout_ms;
 	int max_retries;
@@ -634,7 +635,7 @@ static char *raw_path(const s3_store *s, const char *key)
 
 /* Adds the signing headers and Authorization to hdrs (for what is about to
  * be sent) and fills the curl header list.  Returns 0 or -1 (out of memory). */
-static int sign_request(const s3_store *s, const s3_req *r, const char *canonical_uri,
+static int sign_request(s3_store *s, const s3_req *r, const char *canonical_uri,
                         const char *canonical_query, struct curl_slist **out)
 {
 	char amz_date[17], payload[65];
@@ -670,7 +671,8 @@ static int sign_request(const s3_store *s, const s3_req *r, const char *canonica
 			if (sigv4_header_is_signed(all.items[i].name))
 				signed_h[n++] = all.items[i];
 		sigv4_request sreq = {r->method, canonical_uri, canonical_query, signed_h, n, payload};
-		sigv4_key key = {s->access_key, s->secret_key, s->region, "s3", amz_date};
+		sigv4_key key = {s->access_key, s->secret_key, s->region, "s3", amz_date,
+		                 &s->signing_key};
 		sigv4_result res;
 		if (sigv4_sign(&sreq, &key, &res) == 0) {
 			char *line = s3db_asprintf("Authorization: %s", res.authorization);
@@ -1557,6 +1559,7 @@ static void s3_destroy(store *st)
 		OPENSSL_cleanse(s->secret_key, strlen(s->secret_key));
 		free(s->secret_key);
 	}
+	sigv4_key_cache_destroy(&s->signing_key);
 	if (s->session_token) {
 		OPENSSL_cleanse(s->session_token, strlen(s->session_token));
 		free(s->session_token);
@@ -1657,6 +1660,7 @@ s3db_code store_s3_open(const store_s3_config *cfg, store **out, s3db_error *err
 		pthread_mutex_init(&s->share_mu[i], NULL);
 	pthread_mutex_init(&s->pool_mu, NULL);
 	pthread_cond_init(&s->pool_cv, NULL);
+	sigv4_key_cache_init(&s->signing_key);
 	s->base.ops = &s3_ops;
 	s->parallelism = cfg->parallelism > 0 ? cfg->parallelism : S3_DEFAULT_PARALLELISM;
 	s->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : S3_DEFAULT_TIMEOUT_MS;

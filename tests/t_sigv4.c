@@ -235,6 +235,48 @@ ATF_TC_BODY(signature_changes_with_every_input, tc)
 	sigv4_result_free(&base);
 }
 
+/* Signs req with key (through cache when given) on date; the signature. */
+static void sign_on(const sigv4_request *req, const char *date, const char *region,
+                    sigv4_key_cache *cache, char out[65])
+{
+	sigv4_key k = example_key;
+	k.amz_date = date;
+	k.region = region;
+	k.cache = cache;
+	sigv4_result r;
+	ATF_REQUIRE_EQ(sigv4_sign(req, &k, &r), 0);
+	memcpy(out, r.signature, 65);
+	sigv4_result_free(&r);
+}
+
+ATF_TC_WITHOUT_HEAD(a_key_cache_signs_as_the_secret_key_does_across_days_and_regions);
+ATF_TC_BODY(a_key_cache_signs_as_the_secret_key_does_across_days_and_regions, tc)
+{
+	sigv4_pair h[] = {{"host", EX_HOST}, {"x-amz-date", EX_DATE}};
+	sigv4_request req = {"GET", "/k", "", h, 2, EMPTY_HASH};
+	/* the day changes twice, then the region; the cache must follow */
+	const struct { const char *date, *region; } steps[] = {
+		{EX_DATE, "us-east-1"}, {"20130524T235959Z", "us-east-1"},
+		{"20130525T000000Z", "us-east-1"}, {EX_DATE, "us-east-1"},
+		{EX_DATE, "eu-west-1"}, {EX_DATE, "us-east-1"},
+	};
+	sigv4_key_cache cache;
+	sigv4_key_cache_init(&cache);
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		char cached[65], plain[65];
+		sign_on(&req, steps[i].date, steps[i].region, &cache, cached);
+		sign_on(&req, steps[i].date, steps[i].region, NULL, plain);
+		ATF_CHECK_STREQ_MSG(cached, plain, "step %zu (%s, %s)", i, steps[i].date,
+		                    steps[i].region);
+	}
+	/* the scope it holds is the last one; destroying it forgets the key */
+	ATF_CHECK_STREQ(cache.scope, "20130524/us-east-1/s3");
+	sigv4_key_cache_destroy(&cache);
+	static const unsigned char zero[32];
+	ATF_CHECK(memcmp(cache.key, zero, sizeof zero) == 0);
+	ATF_CHECK_STREQ(cache.scope, "");
+}
+
 ATF_TC_WITHOUT_HEAD(sign_refuses_missing_inputs);
 ATF_TC_BODY(sign_refuses_missing_inputs, tc)
 {
@@ -496,7 +538,7 @@ ATF_TC_BODY(a_verifier_rebuilds_the_signature_from_what_it_received, tc)
 	char *again = sigv4_canonical_query_raw(query);
 	ATF_CHECK_STREQ(again, query);
 	sigv4_request got = {"GET", "/bucket", again, h, 3, EMPTY_HASH};
-	sigv4_key k = {a.access_key, EX_SECRET, a.region, a.service, EX_DATE};
+	sigv4_key k = {a.access_key, EX_SECRET, a.region, a.service, EX_DATE, NULL};
 	sigv4_result check;
 	ATF_REQUIRE_EQ(sigv4_sign(&got, &k, &check), 0);
 	ATF_CHECK(sigv4_equal(check.signature, a.signature));
@@ -725,6 +767,7 @@ ATF_TP_ADD_TCS(tp)
 	ATF_TP_ADD_TC(tp, aws_example_get_bucket_lifecycle_signs_bare_parameter_as_name_equals);
 	ATF_TP_ADD_TC(tp, aws_example_list_objects_sorts_query_parameters);
 	ATF_TP_ADD_TC(tp, signature_changes_with_every_input);
+	ATF_TP_ADD_TC(tp, a_key_cache_signs_as_the_secret_key_does_across_days_and_regions);
 	ATF_TP_ADD_TC(tp, sign_refuses_missing_inputs);
 	ATF_TP_ADD_TC(tp, canonical_headers_are_lowercased_trimmed_sorted_and_joined);
 	ATF_TP_ADD_TC(tp, session_token_is_signed_like_any_amz_header);
