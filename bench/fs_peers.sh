@@ -733,22 +733,27 @@ for (const n of ns) {
 		dl && `ls-cold ${ratio(dl.secs, lim.list_all + n / lim.head_par)} of LIST + ${n} HEAD in flight`,
 		dp && `par-write ${f(100 * (n / dp.secs) / lim.put_par, 0)}% of the plain PUT rate`,
 	].filter(Boolean).join('; '));
-	// each step against the limits measured just before and just after it
+	// each step against the limits measured just before and just after it:
+	// per round, the step's time over the mean of its two; the round with
+	// the median ratio is shown
 	const paired = ['create', 'ls-cold', 'rm-all', 'par-write'].map(s => {
-		const d = get(n, 's3dbfs', s), q = d && pairs[`${n}|${s}|${d.round}`];
-		return q && 'before' in q && 'after' in q ? { s, d, q, t: (q.before + q.after) / 2 } : null;
+		const all = rows.filter(r => r.n === n && r.cfg === 's3dbfs' && r.step === s).map(d => {
+			const q = pairs[`${n}|${s}|${d.round}`];
+			return q && 'before' in q && 'after' in q ? { s, d, q, t: (q.before + q.after) / 2 } : null;
+		}).filter(Boolean).sort((x, y) => x.d.secs / x.t - y.d.secs / y.t);
+		return all.length ? all[(all.length - 1) >> 1] : null;
 	}).filter(Boolean);
 	if (paired.length) {
 		p("s3dbfs / the limits measured around each step (the step's ideal requests, curl just before and " +
-			'just after it; the limit is the mean of the two):');
-		p(pad('step', 10) + pad('s3dbfs s', 10) + pad('before s', 10) + pad('after s', 10) + pad('limit s', 9) +
+			`just after it; the limit is the mean of the two${+rounds > 1 ? '; the round of the median ratio' : ''}):`);
+		p(pad('step', 10) + pad('round', 6) + pad('s3dbfs s', 10) + pad('before s', 10) + pad('after s', 10) + pad('limit s', 9) +
 			pad('ratio', 8) + pad('vs best', 9) + 'target');
 		for (const { s, d, q, t } of paired) {
 			const [, , target] = ideal(s, n);
 			const best = Math.min(q.before, q.after);
 			const r = s === 'par-write' ? `${f(100 * t / d.secs, 0)}%` : ratio(d.secs, t);
 			const rb = s === 'par-write' ? `${f(100 * best / d.secs, 0)}%` : ratio(d.secs, best);
-			p(pad(s, 10) + pad(f(d.secs, 3), 10) + pad(f(q.before, 3), 10) + pad(f(q.after, 3), 10) +
+			p(pad(s, 10) + pad(d.round, 6) + pad(f(d.secs, 3), 10) + pad(f(q.before, 3), 10) + pad(f(q.after, 3), 10) +
 				pad(f(t, 3), 9) + pad(r, 8) + pad(rb, 9) + target);
 		}
 	}

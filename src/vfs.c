@@ -3960,6 +3960,25 @@ static int removal_refused(pkind kind)
 	}
 }
 
+/* 1 when path lies in a resource's partition tree: "/<res>/.partitions"
+ * or below, whether or not the name under it means anything. */
+static int in_partition_tree(const char *path)
+{
+	const char *s = strchr(path + (*path == '/'), '/');
+	return s && !strncmp(s, "/.partitions", 12) && (s[12] == '\0' || s[12] == '/');
+}
+
+int vfs_make_special(vfs *v, const char *path)
+{
+	vpath p;
+	int rc = parse_path(v, path, &p);
+	int tree = in_partition_tree(path) && p.res;
+	if (!rc || tree)
+		rc = v->read_only || tree ? -EROFS : -EPERM;
+	vpath_free(&p);
+	return rc;
+}
+
 int vfs_unlink(vfs *v, const char *path, const s3db_ctx *ctx)
 {
 	vpath p;

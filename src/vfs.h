@@ -212,6 +212,12 @@ int vfs_hide(vfs *v, const char *path, const char *hidden, const s3db_ctx *ctx);
  * unlinked.  0 or -ENOENT (hidden is not a hidden file). */
 int vfs_unhide(vfs *v, const char *hidden, const char *path);
 int vfs_mkdir(vfs *v, const char *path, mode_t mode, const s3db_ctx *ctx);
+/* What making a hard link, symbolic link or device node at path answers
+ * (the tree holds records, scratch files and directories only; the kernel
+ * has already answered -EEXIST for a name that exists): -EROFS inside a
+ * resource's .partitions tree, which nothing can change, and on a
+ * read-only tree; -EPERM elsewhere. */
+int vfs_make_special(vfs *v, const char *path);
 int vfs_rmdir(vfs *v, const char *path, const s3db_ctx *ctx);
 /* Records take their times from the data: utimensat is accepted on
  * scratch files and is a no-op (0) on records (tools like cp -p and

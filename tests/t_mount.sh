@@ -844,6 +844,8 @@ do_partition_entries_are_links_to_the_records()
 	# the tree stays read-only
 	atf_check -s not-exit:0 -e match:'Read-only' rm "$link"
 	atf_check -s not-exit:0 -e ignore touch "$MNT/users/.partitions/byRegion/region=eu/new.json"
+	atf_check -s not-exit:0 -e match:'Read-only' ln -s ../../../bob.json "$MNT/users/.partitions/byRegion/region=eu/bob.json"
+	atf_check -s not-exit:0 -e match:'Read-only' mkfifo "$MNT/users/.partitions/byRegion/region=eu/fifo"
 	record_is ada '.name == "Ada"'
 	ml_unmount "$MNT" "$DAEMON_PID"
 }

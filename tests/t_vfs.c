@@ -1527,6 +1527,14 @@ VFS_CASE(partition_directories_list_only_their_prefix)
 	ATF_REQUIRE_EQ(vfs_readlink(c->v, "/users/.partitions/byRegion/region=europe/a.json", target,
 	                            6, NULL), 0);
 	ATF_REQUIRE_STREQ(target, "../..");
+	/* nothing new can be linked into the tree: it is read-only, while a
+	 * link in a resource directory is merely not supported */
+	ATF_REQUIRE_EQ(vfs_make_special(c->v, "/users/.partitions/byRegion/region=asia/b.json"),
+	               -EROFS);
+	ATF_REQUIRE_EQ(vfs_make_special(c->v, "/users/.partitions/byRegion/new"), -EROFS);
+	ATF_REQUIRE_EQ(vfs_make_special(c->v, "/users/.partitions/byRegion/region=asia/fifo"),
+	               -EROFS);
+	ATF_REQUIRE_EQ(vfs_make_special(c->v, "/users/soft.json"), -EPERM);
 	/* two fields: nested in key order (region, then tier) */
 	ls(c, "/users/.partitions/byRegionTier", &names);
 	ATF_REQUIRE(has(&names, "region=europe"));
