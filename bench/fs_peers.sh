@@ -75,6 +75,13 @@
 #   STEP_TIMEOUT seconds after which a step is stopped and the rest of that
 #                configuration's workload skipped (3600; 0: never)
 #   S3DBFS       the daemon (build/normal/src/s3dbfs)
+#   RESOURCE     how s3dbfs's resource directory is made: free (mkdir; each
+#                record's JSON is its object's body: one GET per record) or
+#                schema (mkdir, then a .schema.json naming the record's
+#                fields, behavior body-overflow: the fields go to the
+#                object's metadata, as s3db.js stores them, and one HEAD
+#                carries a record; ls-cold's ideal is then LIST + N HEAD)
+#                (free)
 #   S3DBFS_OPTS, S3FS_OPTS, RCLONE_OPTS   extra mount arguments
 #   FS_PEERS_DIR work directory (build/fs-peers): servers, mount points, logs,
 #                results-<time>.tsv and limits-<time>.txt
@@ -96,6 +103,8 @@ PAR=${PAR:-32}
 LIMIT_SEQ=${LIMIT_SEQ:-200}
 LIMITS=${LIMITS:-1}
 PAIRED=${PAIRED:-1}
+RESOURCE=${RESOURCE:-free}
+case $RESOURCE in free | schema) ;; *) echo "fs_peers.sh: RESOURCE is free or schema, not '$RESOURCE'" >&2; exit 2 ;; esac
 STEP_TIMEOUT=${STEP_TIMEOUT:-3600}
 S3DBFS=${S3DBFS:-$top/build/normal/src/s3dbfs}
 S3DBFS_OPTS=${S3DBFS_OPTS:-}
@@ -418,6 +427,19 @@ dir_of() {
 	esac
 }
 
+# record_read: the request that reads one of s3dbfs's records (GET when
+# its JSON is the body, HEAD when its fields are in the metadata).
+record_read() { if [ "$RESOURCE" = schema ]; then echo HEAD; else echo GET; fi; }
+
+# make_resource CFG DIR: for s3dbfs with RESOURCE=schema, declares the
+# record's fields in DIR/.schema.json (metadata storage, no timestamps).
+make_resource() {
+	[ "$1" = s3dbfs ] && [ "$RESOURCE" = schema ] || return 0
+	printf '%s\n' '{"attributes": {"name": "string", "email": "string", "city": "string",' \
+		' "tags": "array|items:string", "created": "string", "score": "number", "bio": "string"},' \
+		' "behavior": "body-overflow", "timestamps": false}' >"$2/.schema.json"
+}
+
 # pair CFG N ROUND STEP WHEN: for s3dbfs (when paired limits are on),
 # what STEP's ideal requests cost on the server right now: curl through
 # the front on the limits prefix of N keys.  Appends
@@ -432,9 +454,9 @@ pair() {
 		s=$(curl_batch PUTNEW 1 "$LIMIT_SEQ" "$p" "$stem")
 		curl_batch DELETE "$PAR" "$LIMIT_SEQ" "$p" "$stem" >/dev/null
 		s=$(echo "$s / $LIMIT_SEQ * $n" | bc -l) ;;
-	ls-cold)    # the LIST pages of the N keys, then N GET at PAR in flight
+	ls-cold)    # the LIST pages of the N keys, then N GET (HEAD) at PAR in flight
 		l=$(list_all "$p" "$n")
-		g=$(curl_batch GET "$PAR" "$n" "$p" k)
+		g=$(curl_batch "$(record_read)" "$PAR" "$n" "$p" k)
 		s=$(echo "$l + $g" | bc -l) ;;
 	rm-all)     # LIMIT_SEQ deletes one at a time (of keys put untimed)
 		curl_batch PUT "$PAR" "$LIMIT_SEQ" "$p" "$stem" >/dev/null
@@ -453,8 +475,8 @@ run_workload() {
 	local cfg=$1 n=$2 r=$3 d c
 	mount_cfg "$cfg" "$n" "$r" || return 1
 	d=$(dir_of "$cfg" "$n" "$r")
-	if ! mkdir "$d"; then
-		warn "$cfg: mkdir $d failed; workload skipped"
+	if ! mkdir "$d" || ! make_resource "$cfg" "$d"; then
+		warn "$cfg: making the directory $d failed; workload skipped"
 		umount_cfg "$cfg"
 		return 1
 	fi
@@ -576,9 +598,9 @@ measure_limits() {
 # ---- the report ------------------------------------------------------------------------------
 
 report() {
-	node - "$RESULTS" "$LIMITS_OUT" "$ROUNDS" "$CONFIGS" "$PAIRS" <<'JS'
+	node - "$RESULTS" "$LIMITS_OUT" "$ROUNDS" "$CONFIGS" "$PAIRS" "$RESOURCE" <<'JS'
 const fs = require('fs');
-const [resFile, limFile, rounds, cfgList, pairFile] = process.argv.slice(2);
+const [resFile, limFile, rounds, cfgList, pairFile, resource] = process.argv.slice(2);
 // limits measured around s3dbfs's steps: pairs[`${n}|${step}|${round}`] = {before, after}
 const pairs = {};
 if (pairFile && fs.existsSync(pairFile))
@@ -663,11 +685,16 @@ function ideal(step, n) {
 	case 'create': return 'putnew_seq' in lim
 		? [n * lim.putnew_seq, `${n} PUT If-None-Match, one at a time`, '<= 1.3x', n]
 		: [n * lim.put_seq, `${n} PUT one at a time`, '<= 1.3x', n];
-	// the records have JSON bodies: one GET each carries body and metadata
-	case 'ls-cold': return [lim.list_all + n / lim.get_par, `${lim.list_pages} LIST + ${n} GET, ${lim.par} in flight`, '<= 1.25x', lim.list_pages + n];
+	// RESOURCE=free: the records have JSON bodies, one GET each carries
+	// body and metadata; schema: the fields are in the metadata, one HEAD
+	case 'ls-cold': return resource === 'schema'
+		? [lim.list_all + n / lim.head_par, `${lim.list_pages} LIST + ${n} HEAD, ${lim.par} in flight`, '<= 1.25x', lim.list_pages + n]
+		: [lim.list_all + n / lim.get_par, `${lim.list_pages} LIST + ${n} GET, ${lim.par} in flight`, '<= 1.25x', lim.list_pages + n];
 	case 'ls-warm': return [0, '0 requests', '0 requests', 0];
-	case 'cat-all': return [n * lim.get_seq, `${n} GET one at a time`, '<= 1.25x', n];
-	case 'grep-r': return [n * lim.get_seq, `${n} GET one at a time`, '<= 1.25x', n];
+	case 'cat-all':
+	case 'grep-r': return resource === 'schema'
+		? [n * lim.head_seq, `${n} HEAD one at a time`, '<= 1.25x', n]
+		: [n * lim.get_seq, `${n} GET one at a time`, '<= 1.25x', n];
 	case 'rm-all': return [n * lim.del_seq, `${n} DELETE one at a time`, '<= 1.25x', n];
 	case 'par-write': return 'putnew_par' in lim
 		? [n / lim.putnew_par, `${n} PUT If-None-Match, ${lim.par} in flight`, '>= 70% of the rate', n]
@@ -769,7 +796,7 @@ JS
 
 # ---- the run ------------------------------------------------------------------------------------
 
-say "fs_peers.sh: N = $NS, rounds $ROUNDS, configurations:$run_configs; work dir $WORK"
+say "fs_peers.sh: N = $NS, rounds $ROUNDS, configurations:$run_configs; s3dbfs resource: $RESOURCE; work dir $WORK"
 say "  $(s3fs --version 2>/dev/null | head -n 1 | sed 's/ (commit.*//')"
 say "  $(rclone version 2>/dev/null | head -n 1)"
 if [[ " $run_configs " == *" s3dbfs "* ]]; then

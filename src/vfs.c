@@ -201,7 +201,8 @@ typedef struct vrender {
 
 struct vfs {
 	s3db *db;
-	vfs_options o;
+	vfs_options o;           /* o.prefetch > 0 and o.max_file_size > 0:
+	                            vfs_open and vfs_reconfigure see to it   */
 	char *cache_dir, *scratch_dir;
 	int read_only;           /* a v7 database                           */
 	double start_ms;
@@ -1789,11 +1790,6 @@ static void fetch_one(void *ud, size_t i)
 	                                               j->sizes ? j->sizes[i] : -1, j->ctx);
 }
 
-static int prefetch_width(vfs *v)
-{
-	return v->o.prefetch > 0 ? v->o.prefetch : VFS_PREFETCH_DEFAULT;
-}
-
 /* 1 when the sorted name lists a (a listing kept current by our
  * changes) and b (a new listing of resource rname, our changes noted
  * since it started applied) differ only in names with a change of ours
@@ -1931,7 +1927,7 @@ static int list_resource_now(vfs *v, s3db_resource *res, const schema *s, list_m
 		if (rcs) {
 			fetch_job j = { .v = v, .res = res, .ids = need, .sizes = sizes, .ctx = ctx,
 			                .rcs = rcs };
-			pool_run(prefetch_width(v), nneed, fetch_one, &j);
+			pool_run(v->o.prefetch, nneed, fetch_one, &j);
 			for (size_t k = 0; k < nneed; k++)
 				if (rcs[k] == -ENOENT)
 					gone[need_idx[k]] = 2;
@@ -2214,7 +2210,7 @@ static int list_part_dir(vfs *v, const vpath *p, const s3db_ctx *ctx, strv *out)
 			if (rcs) {
 				fetch_job j = { .v = v, .res = p->res, .ids = names.items, .w = WANT_ATTR,
 				                .use_ensure = 1, .ctx = ctx, .rcs = rcs };
-				pool_run(prefetch_width(v), names.count, fetch_one, &j);
+				pool_run(v->o.prefetch, names.count, fetch_one, &j);
 				free(rcs);
 			}
 		}
