@@ -678,6 +678,11 @@ function priced(by, parallel) {
 	return t;
 }
 const PARALLEL = { 'ls-cold': 1, 'par-write': 1 };
+// the request that reads a record: RESOURCE=free, the records have JSON
+// bodies (one GET carries body and metadata); schema, the fields are in
+// the metadata (one HEAD)
+const read = resource === 'schema' ? { name: 'HEAD', par: 'head_par', seq: 'head_seq' }
+	: { name: 'GET', par: 'get_par', seq: 'get_seq' };
 // [limit seconds, ideal requests (text), target, ideal request count]
 function ideal(step, n) {
 	switch (step) {
@@ -685,16 +690,10 @@ function ideal(step, n) {
 	case 'create': return 'putnew_seq' in lim
 		? [n * lim.putnew_seq, `${n} PUT If-None-Match, one at a time`, '<= 1.3x', n]
 		: [n * lim.put_seq, `${n} PUT one at a time`, '<= 1.3x', n];
-	// RESOURCE=free: the records have JSON bodies, one GET each carries
-	// body and metadata; schema: the fields are in the metadata, one HEAD
-	case 'ls-cold': return resource === 'schema'
-		? [lim.list_all + n / lim.head_par, `${lim.list_pages} LIST + ${n} HEAD, ${lim.par} in flight`, '<= 1.25x', lim.list_pages + n]
-		: [lim.list_all + n / lim.get_par, `${lim.list_pages} LIST + ${n} GET, ${lim.par} in flight`, '<= 1.25x', lim.list_pages + n];
+	case 'ls-cold': return [lim.list_all + n / lim[read.par], `${lim.list_pages} LIST + ${n} ${read.name}, ${lim.par} in flight`, '<= 1.25x', lim.list_pages + n];
 	case 'ls-warm': return [0, '0 requests', '0 requests', 0];
 	case 'cat-all':
-	case 'grep-r': return resource === 'schema'
-		? [n * lim.head_seq, `${n} HEAD one at a time`, '<= 1.25x', n]
-		: [n * lim.get_seq, `${n} GET one at a time`, '<= 1.25x', n];
+	case 'grep-r': return [n * lim[read.seq], `${n} ${read.name} one at a time`, '<= 1.25x', n];
 	case 'rm-all': return [n * lim.del_seq, `${n} DELETE one at a time`, '<= 1.25x', n];
 	case 'par-write': return 'putnew_par' in lim
 		? [n / lim.putnew_par, `${n} PUT If-None-Match, ${lim.par} in flight`, '>= 70% of the rate', n]

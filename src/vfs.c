@@ -625,7 +625,9 @@ typedef struct vpath {
 	char *resname;
 	char *id;
 	char *key;               /* "res/id" (records, contents)            */
-	char *part;
+	char *part;              /* partition name: set once the path goes
+	                            below .partitions, even when parse_path
+	                            then fails on a later component         */
 	strv segs;               /* "f=v" below the partition               */
 	strv fields;             /* the partition's fields, in key order    */
 	const vvirt *virt;
@@ -3956,19 +3958,12 @@ static int removal_refused(pkind kind)
 	}
 }
 
-/* 1 when path lies in a resource's partition tree: "/<res>/.partitions"
- * or below, whether or not the name under it means anything. */
-static int in_partition_tree(const char *path)
-{
-	const char *s = strchr(path + (*path == '/'), '/');
-	return s && !strncmp(s, "/.partitions", 12) && (s[12] == '\0' || s[12] == '/');
-}
-
 int vfs_make_special(vfs *v, const char *path)
 {
 	vpath p;
 	int rc = parse_path(v, path, &p);
-	int tree = in_partition_tree(path) && p.res;
+	/* in the partition tree, whether or not the name under it means anything */
+	int tree = (!rc && p.kind == PK_PARTS) || p.part;
 	if (!rc || tree)
 		rc = v->read_only || tree ? -EROFS : -EPERM;
 	vpath_free(&p);
