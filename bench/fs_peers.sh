@@ -75,6 +75,8 @@
 #   STEP_TIMEOUT seconds after which a step is stopped and the rest of that
 #                configuration's workload skipped (3600; 0: never)
 #   S3DBFS       the daemon (build/normal/src/s3dbfs)
+#   S3DB         the s3db tool (build/normal/src/s3db): with RESOURCE=schema
+#                it stores the probe record whose object the limits' PUTs copy
 #   RESOURCE     how s3dbfs's resource directory is made: free (mkdir; each
 #                record's JSON is its object's body: one GET per record) or
 #                schema (mkdir, then a .schema.json naming the record's
@@ -107,6 +109,7 @@ RESOURCE=${RESOURCE:-free}
 case $RESOURCE in free | schema) ;; *) echo "fs_peers.sh: RESOURCE is free or schema, not '$RESOURCE'" >&2; exit 2 ;; esac
 STEP_TIMEOUT=${STEP_TIMEOUT:-3600}
 S3DBFS=${S3DBFS:-$top/build/normal/src/s3dbfs}
+S3DB=${S3DB:-$top/build/normal/src/s3db}
 S3DBFS_OPTS=${S3DBFS_OPTS:-}
 S3FS_OPTS=${S3FS_OPTS:-}
 RCLONE_OPTS=${RCLONE_OPTS:-}
@@ -185,7 +188,7 @@ cleanup() {
 		rm -rf "$S3DB_TEST_RUNDIR/s3rver-data"
 		[ "$KEEP_LOG" = 1 ] || rm -f "$S3DB_TEST_RUNDIR/front-requests.jsonl"
 	fi
-	rm -f "$WORK/passwd" "$WORK/rclone.conf" "$WORK/curl-auth" "$WORK/s3dbfs.pinned"
+	rm -f "$WORK/passwd" "$WORK/rclone.conf" "$WORK/curl-auth" "$WORK/s3dbfs.pinned" "$WORK/record.meta" "$WORK/record.body"
 	rm -rf "$WORK/local" "$WORK/rclone-cache"
 	if grep -q " $WORK/" /proc/mounts; then
 		warn "a mount is left under $WORK:"; grep " $WORK/" /proc/mounts >&2
@@ -267,8 +270,10 @@ now_us() { echo "${EPOCHREALTIME//[.,]/}"; }
 log_size() { stat -c %s "$FRONT_LOG"; }
 
 # count_requests FROM TO: the front's log entries between two byte offsets
-# -> "TOTAL<TAB>Cmd=n Cmd=n...<TAB>ERRORS" (ERRORS: entries with status
-# >= 400 or 0, as "Cmd:status=n"; "-" when none).
+# -> "TOTAL<TAB>Cmd=n Cmd=n...<TAB>ERRORS<TAB>SERVER" (ERRORS: entries with
+# status >= 400 or 0, as "Cmd:status=n"; "-" when none; SERVER: the
+# seconds the server spent on them, the sum of the front's duration_ms,
+# from a request's arrival to its answer's end).
 count_requests() {
 	node - "$FRONT_LOG" "$1" "$2" <<'JS'
 const fs = require('fs');
@@ -277,23 +282,24 @@ const len = to - from, buf = Buffer.alloc(len), fd = fs.openSync(file, 'r');
 let got = 0;
 while (got < len) { const r = fs.readSync(fd, buf, got, len - got, from + got); if (r <= 0) break; got += r; }
 const by = {}, err = {};
-let total = 0;
+let total = 0, ms = 0;
 for (const line of buf.toString('utf8', 0, got).split('\n')) {
 	if (!line) continue;
 	let e; try { e = JSON.parse(line); } catch { continue; }
 	total++;
+	ms += +e.duration_ms || 0;
 	by[e.command] = (by[e.command] || 0) + 1;
 	if (!(e.status >= 200 && e.status < 400)) { const k = `${e.command}:${e.status}`; err[k] = (err[k] || 0) + 1; }
 }
 const fmt = o => Object.keys(o).sort().map(k => `${k}=${o[k]}`).join(' ') || '-';
-console.log(`${total}\t${fmt(by)}\t${fmt(err)}`);
+console.log(`${total}\t${fmt(by)}\t${fmt(err)}\t${(ms / 1000).toFixed(6)}`);
 JS
 }
 
 # step CFG N ROUND NAME CMD...: times CMD, counts the requests the front
 # logged meanwhile, prints one line and appends it to RESULTS.
 step() {
-	local cfg=$1 n=$2 r=$3 name=$4 o0 o1 t0 t1 rc=0 secs counts status total mix errs
+	local cfg=$1 n=$2 r=$3 name=$4 o0 o1 t0 t1 rc=0 secs counts status total mix errs server
 	shift 4
 	curl -s -o /dev/null -X DELETE "$URL/__control/log" || true  # keeps the front's memory small
 	o0=$(log_size)
@@ -307,8 +313,9 @@ step() {
 	status=ok
 	[ "$rc" = 0 ] || status="FAILED(exit $rc)"
 	[ "$rc" != 124 ] || status="TIMEOUT(after ${STEP_TIMEOUT}s)"
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$cfg" "$r" "$name" "$secs" "$counts" "$status" >>"$RESULTS"
-	IFS=$'\t' read -r total mix errs <<<"$counts"
+	IFS=$'\t' read -r total mix errs server <<<"$counts"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$cfg" "$r" "$name" "$secs" \
+		"$total" "$mix" "$errs" "$status" "$server" >>"$RESULTS"
 	printf '  %-7s N=%-6s r%s %-9s %9.3f s  %6s requests  %s%s%s\n' "$cfg" "$n" "$r" "$name" "$secs" \
 		"$total" "$mix" "$([ "$errs" = - ] || printf '  answered >= 400: %s' "$errs")" \
 		"$([ "$status" = ok ] || printf '  %s' "$status")"
@@ -431,43 +438,95 @@ dir_of() {
 # its JSON is the body, HEAD when its fields are in the metadata).
 record_read() { if [ "$RESOURCE" = schema ]; then echo HEAD; else echo GET; fi; }
 
-# make_resource CFG DIR: for s3dbfs with RESOURCE=schema, declares the
-# record's fields in DIR/.schema.json (metadata storage, no timestamps).
-make_resource() {
-	[ "$1" = s3dbfs ] && [ "$RESOURCE" = schema ] || return 0
+# schema_json: the definition of s3dbfs's resource with RESOURCE=schema:
+# the record's fields, metadata storage (body-overflow), no timestamps.
+schema_json() {
 	printf '%s\n' '{"attributes": {"name": "string", "email": "string", "city": "string",' \
 		' "tags": "array|items:string", "created": "string", "score": "number", "bio": "string"},' \
-		' "behavior": "body-overflow", "timestamps": false}' >"$2/.schema.json"
+		' "behavior": "body-overflow", "timestamps": false}'
+}
+
+# make_resource CFG DIR: for s3dbfs with RESOURCE=schema, declares the
+# record's fields in DIR/.schema.json.
+make_resource() {
+	[ "$1" = s3dbfs ] && [ "$RESOURCE" = schema ] || return 0
+	schema_json >"$2/.schema.json"
+}
+
+# stored_record: the object the limits' PUTs write, as an insert of the
+# benchmark's record stores it.  RESOURCE=free: the record's JSON as the
+# body (record.json), no metadata.  RESOURCE=schema: the fields in the
+# object's metadata; the s3db tool inserts the record into a probe
+# database of the same definition (the library's own encoding, not a
+# second copy of it written here) and its object's metadata headers and body become
+# record.meta and record.body (a PUT carrying 8 metadata headers costs
+# s3rver more than one carrying the same bytes as a body).
+stored_record() {
+	cp "$WORK/record.json" "$WORK/record.body"
+	: >"$WORK/record.meta"
+	[ "$RESOURCE" = schema ] || return 0
+	local db=$URL/$BUCKET/probe key=probe/resource%3Dusers/data/id%3Du000001
+	[ -x "$S3DB" ] || { warn "RESOURCE=schema needs the s3db tool ($S3DB): cd build/normal && make"; return 1; }
+	schema_json | AWS_ACCESS_KEY_ID=$S3DB_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3DB_TEST_SECRET_KEY \
+		"$S3DB" "$db" schema users >/dev/null
+	AWS_ACCESS_KEY_ID=$S3DB_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3DB_TEST_SECRET_KEY \
+		"$S3DB" "$db" put users <"$WORK/record.json" >/dev/null
+	curl -s --fail --no-progress-meter --aws-sigv4 "aws:amz:us-east-1:s3" --config "$WORK/curl-auth" \
+		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -D "$WORK/record.head" -o "$WORK/record.body" \
+		"$URL/$BUCKET/$key"
+	grep -i '^x-amz-meta-' "$WORK/record.head" | tr -d '\r' >"$WORK/record.meta"
+	rm -f "$WORK/record.head"
+	[ -s "$WORK/record.meta" ] || { warn "the probe record has no metadata"; return 1; }
 }
 
 # pair CFG N ROUND STEP WHEN: for s3dbfs (when paired limits are on),
 # what STEP's ideal requests cost on the server right now: curl through
 # the front on the limits prefix of N keys.  Appends
-# "N ROUND STEP WHEN SECONDS" to PAIRS, SECONDS priced for the whole step
-# (N records).  The keys it adds are removed again, untimed.
+# "N ROUND STEP WHEN SECONDS SERVER" to PAIRS, SECONDS priced for the
+# whole step (N records); SERVER, for the steps made one request at a
+# time (create, rm-all), the seconds the server spent on the timed
+# requests (count_requests), else "-".  The keys it adds are removed again, untimed.  The N
+# inserts of create and par-write go to a new prefix shaped as s3db's
+# (PREFIX/resource=users/data/id=ID), as the step's records do (s3dbfs
+# writes them into a new database): s3rver keeps a directory per prefix,
+# after mass deletes it is slower to fill a new one than an existing one,
+# and a PUT costs it more the more keys its directory already holds (the
+# 1,000th insert more than the first), so the pair makes all N inserts.
 pair() {
-	local cfg=$1 n=$2 r=$3 st=$4 when=$5 p=limits/n$2 s l g stem
+	local cfg=$1 n=$2 r=$3 st=$4 when=$5 p=limits/n$2 s l g stem fresh o0 srv=-
 	[ "$cfg" = s3dbfs ] && [ "$LIMITS" = 1 ] && [ "$PAIRED" = 1 ] || return 0
 	stem=p$r${st//-/}$when
+	fresh=pairs/n$n-$stem/resource%3Dusers/data   # curl signs the path as given: '=' encoded
 	case $st in
-	create)     # LIMIT_SEQ inserts one at a time, priced for N
-		s=$(curl_batch PUTNEW 1 "$LIMIT_SEQ" "$p" "$stem")
-		curl_batch DELETE "$PAR" "$LIMIT_SEQ" "$p" "$stem" >/dev/null
-		s=$(echo "$s / $LIMIT_SEQ * $n" | bc -l) ;;
+	create)     # N inserts one at a time into a new prefix
+		o0=$(log_size)
+		s=$(curl_batch PUTNEW 1 "$n" "$fresh" id%3Dk)
+		srv=$(server_secs "$o0")
+		curl_batch DELETE "$PAR" "$n" "$fresh" id%3Dk >/dev/null ;;
 	ls-cold)    # the LIST pages of the N keys, then N GET (HEAD) at PAR in flight
 		l=$(list_all "$p" "$n")
 		g=$(curl_batch "$(record_read)" "$PAR" "$n" "$p" k)
 		s=$(echo "$l + $g" | bc -l) ;;
 	rm-all)     # LIMIT_SEQ deletes one at a time (of keys put untimed)
 		curl_batch PUT "$PAR" "$LIMIT_SEQ" "$p" "$stem" >/dev/null
+		o0=$(log_size)
 		s=$(curl_batch DELETE 1 "$LIMIT_SEQ" "$p" "$stem")
-		s=$(echo "$s / $LIMIT_SEQ * $n" | bc -l) ;;
-	par-write)  # N inserts at PAR in flight
-		s=$(curl_batch PUTNEW "$PAR" "$n" "$p" "$stem")
-		curl_batch DELETE "$PAR" "$n" "$p" "$stem" >/dev/null ;;
+		srv=$(server_secs "$o0")
+		s=$(echo "$s / $LIMIT_SEQ * $n" | bc -l)
+		srv=$(echo "$srv / $LIMIT_SEQ * $n" | bc -l) ;;
+	par-write)  # N inserts at PAR in flight into a new prefix
+		s=$(curl_batch PUTNEW "$PAR" "$n" "$fresh" id%3Dk)
+		curl_batch DELETE "$PAR" "$n" "$fresh" id%3Dk >/dev/null ;;
 	*) return 0 ;;
 	esac
-	printf '%s\t%s\t%s\t%s\t%s\n' "$n" "$r" "$st" "$when" "$s" >>"$PAIRS"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$r" "$st" "$when" "$s" "$srv" >>"$PAIRS"
+}
+
+# server_secs FROM: the seconds the server spent on the requests the front
+# logged since byte offset FROM (count_requests' SERVER).
+server_secs() {
+	sleep 0.1           # the front logs a request just after answering it
+	count_requests "$1" "$(log_size)" | cut -f4
 }
 
 # run_workload CFG N ROUND: the steps on one configuration.
@@ -522,7 +581,7 @@ curl_batch() {
 		for ((i = 1; i <= count; i++)); do
 			printf 'url = "%s/%s/%s/%s%06d"\n' "$URL" "$BUCKET" "$prefix" "$stem" "$i"
 			case $method in
-			PUT | PUTNEW) printf 'upload-file = "%s"\n' "$WORK/record.json" ;;
+			PUT | PUTNEW) printf 'upload-file = "%s"\n' "$WORK/record.body" ;;
 			HEAD) printf 'head\n' ;;
 			DELETE) printf 'request = "DELETE"\n' ;;
 			esac
@@ -534,6 +593,8 @@ curl_batch() {
 	# PUTNEW: a create that must not replace (If-None-Match: *), as an
 	# insert is; the front emulates it with a HEAD to s3rver first
 	[ "$method" = PUTNEW ] && cond=(-H "If-None-Match: *")
+	# PUT, PUTNEW: the record as an insert stores it (stored_record)
+	if [[ $method == PUT* ]] && [ -s "$WORK/record.meta" ]; then cond+=(-H "@$WORK/record.meta"); fi
 	t0=$(now_us)
 	codes=$(curl -s --no-progress-meter "${par[@]}" "${cond[@]}" --aws-sigv4 "aws:amz:us-east-1:s3" --config "$WORK/curl-auth" \
 		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -w '%{http_code}\n' --config "$cfg" || true)
@@ -605,8 +666,10 @@ const [resFile, limFile, rounds, cfgList, pairFile, resource] = process.argv.sli
 const pairs = {};
 if (pairFile && fs.existsSync(pairFile))
 	for (const line of fs.readFileSync(pairFile, 'utf8').split('\n').filter(Boolean)) {
-		const [n, round, step, when, secs] = line.split('\t');
-		(pairs[`${n}|${step}|${round}`] ||= {})[when] = +secs;
+		const [n, round, step, when, secs, server] = line.split('\t');
+		const q = (pairs[`${n}|${step}|${round}`] ||= {});
+		q[when] = +secs;
+		if (server && server !== '-') q[`${when}_server`] = +server;
 	}
 const STEPS = ['create', 'ls-cold', 'ls-warm', 'cat-all', 'grep-r', 'rm-all', 'par-write'];
 // the limits were measured twice per N (before and after its workloads):
@@ -635,10 +698,11 @@ for (const [n, runs] of Object.entries(runsOf)) {
 }
 let lim = {}, runs = [];
 const rows = fs.readFileSync(resFile, 'utf8').split('\n').filter(Boolean).map(l => {
-	const [n, cfg, round, step, secs, total, mix, errs, status] = l.split('\t');
+	const [n, cfg, round, step, secs, total, mix, errs, status, server] = l.split('\t');
 	const by = {};
 	for (const kv of (mix || '').split(' ')) { const m = /^(\w+)=(\d+)$/.exec(kv); if (m) by[m[1]] = +m[2]; }
-	return { n: +n, cfg, round: +round, step, secs: +secs, total: +total, mix, errs, by, failed: status !== 'ok' };
+	return { n: +n, cfg, round: +round, step, secs: +secs, total: +total, mix, errs, by, failed: status !== 'ok',
+		server: server === undefined || server === '' ? null : +server };
 });
 // the median round of each (n, cfg, step); its requests are shown
 const med = {};
@@ -771,16 +835,26 @@ for (const n of ns) {
 	}).filter(Boolean);
 	if (paired.length) {
 		p("s3dbfs / the limits measured around each step (the step's ideal requests, curl just before and " +
-			`just after it; the limit is the mean of the two${+rounds > 1 ? '; the round of the median ratio' : ''}):`);
+			`just after it; the limit is the mean of the two${+rounds > 1 ? '; the round of the median ratio' : ''}; ` +
+			"server s: the server's own time for the step's requests, summed from the front's log, for the steps " +
+			'made one request at a time; s3dbfs/srv and curl/srv: the client\'s time over the server\'s, for the step ' +
+			'and for the pairs):');
 		p(pad('step', 10) + pad('round', 6) + pad('s3dbfs s', 10) + pad('before s', 10) + pad('after s', 10) + pad('limit s', 9) +
-			pad('ratio', 8) + pad('vs best', 9) + 'target');
+			pad('ratio', 8) + pad('vs best', 9) + pad('target', 20) + pad('server s', 10) + pad('s3dbfs/srv', 11) + 'curl/srv');
 		for (const { s, d, q, t } of paired) {
 			const [, , target] = ideal(s, n);
 			const best = Math.min(q.before, q.after);
 			const r = s === 'par-write' ? `${f(100 * t / d.secs, 0)}%` : ratio(d.secs, t);
 			const rb = s === 'par-write' ? `${f(100 * best / d.secs, 0)}%` : ratio(d.secs, best);
+			// one request at a time: the step's time over the server's own
+			// time for its requests, beside the same for the curl pairs
+			const seq = s === 'create' || s === 'rm-all';
+			const srv = seq && d.server ? d.server : null;
+			const curl = seq && q.before_server && q.after_server ?
+				(q.before / q.before_server + q.after / q.after_server) / 2 : null;
 			p(pad(s, 10) + pad(d.round, 6) + pad(f(d.secs, 3), 10) + pad(f(q.before, 3), 10) + pad(f(q.after, 3), 10) +
-				pad(f(t, 3), 9) + pad(r, 8) + pad(rb, 9) + target);
+				pad(f(t, 3), 9) + pad(r, 8) + pad(rb, 9) + pad(target, 20) + pad(srv ? f(srv, 3) : '-', 10) +
+				pad(srv ? ratio(d.secs, srv) : '-', 11) + (curl ? `${f(curl, 2)}x` : '-'));
 		}
 	}
 	const cp = get(n, 'local', 'par-write');
@@ -809,7 +883,8 @@ if [[ " $run_configs " == *" s3dbfs "* ]]; then
 fi
 
 make_records "$WORK" 1 && mv "$WORK/u000001.json" "$WORK/record.json"
-say "  record size: $(wc -c <"$WORK/record.json") bytes"
+stored_record || exit 1
+say "  record size: $(wc -c <"$WORK/record.json") bytes; the limits' PUTs store $(wc -c <"$WORK/record.body") bytes of body and $(wc -l <"$WORK/record.meta") metadata headers ($(wc -c <"$WORK/record.meta") bytes)"
 : >"$RESULTS"
 : >"$LIMITS_OUT"
 : >"$PAIRS"
