@@ -455,10 +455,10 @@ make_resource() {
 
 # stored_record: the object the limits' PUTs write, as an insert of the
 # benchmark's record stores it.  RESOURCE=free: the record's JSON as the
-# body (record.json), no metadata.  RESOURCE=schema: the fields in the
-# object's metadata; the s3db tool inserts the record into a probe
-# database of the same definition (the library's own encoding, not a
-# second copy of it written here) and its object's metadata headers and body become
+# body, no metadata.  RESOURCE=schema: the fields in the object's
+# metadata; the s3db tool inserts the record into a probe database of the
+# same definition (the library's own encoding, not a second copy of it
+# written here), and that object's metadata headers and body become
 # record.meta and record.body (a PUT carrying 8 metadata headers costs
 # s3rver more than one carrying the same bytes as a body).
 stored_record() {
@@ -480,18 +480,17 @@ stored_record() {
 }
 
 # pair CFG N ROUND STEP WHEN: for s3dbfs (when paired limits are on),
-# what STEP's ideal requests cost on the server right now: curl through
-# the front on the limits prefix of N keys.  Appends
-# "N ROUND STEP WHEN SECONDS SERVER" to PAIRS, SECONDS priced for the
-# whole step (N records); SERVER, for the steps made one request at a
-# time (create, rm-all), the seconds the server spent on the timed
-# requests (count_requests), else "-".  The keys it adds are removed again, untimed.  The N
-# inserts of create and par-write go to a new prefix shaped as s3db's
-# (PREFIX/resource=users/data/id=ID), as the step's records do (s3dbfs
-# writes them into a new database): s3rver keeps a directory per prefix,
-# after mass deletes it is slower to fill a new one than an existing one,
-# and a PUT costs it more the more keys its directory already holds (the
-# 1,000th insert more than the first), so the pair makes all N inserts.
+# what STEP's ideal requests cost on the server right now, made with curl
+# through the front.  Appends "N ROUND STEP WHEN SECONDS SERVER" to
+# PAIRS: SECONDS priced for the whole step (N records); SERVER, for the
+# steps made one request at a time (create, rm-all), the seconds the
+# server spent on the timed requests (count_requests), else "-".  The
+# keys it adds are removed again, untimed.  create and par-write make
+# all N inserts, into a new prefix shaped as s3db's
+# (PREFIX/resource=users/data/id=ID), as the step's records go into a
+# new database: s3rver keeps a directory per prefix and a PUT costs it
+# more the more keys that directory already holds.  ls-cold and rm-all
+# work on the limits prefix of N keys.
 pair() {
 	local cfg=$1 n=$2 r=$3 st=$4 when=$5 p=limits/n$2 s l g stem fresh o0 srv=-
 	[ "$cfg" = s3dbfs ] && [ "$LIMITS" = 1 ] && [ "$PAIRED" = 1 ] || return 0
