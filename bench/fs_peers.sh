@@ -296,20 +296,25 @@ console.log(`${total}\t${fmt(by)}\t${fmt(err)}\t${(ms / 1000).toFixed(6)}`);
 JS
 }
 
+# requests_since FROM: count_requests from byte offset FROM to the end of
+# the front's log, once the last answer is logged.
+requests_since() {
+	sleep 0.1           # the front logs a request just after answering it
+	count_requests "$1" "$(log_size)"
+}
+
 # step CFG N ROUND NAME CMD...: times CMD, counts the requests the front
 # logged meanwhile, prints one line and appends it to RESULTS.
 step() {
-	local cfg=$1 n=$2 r=$3 name=$4 o0 o1 t0 t1 rc=0 secs counts status total mix errs server
+	local cfg=$1 n=$2 r=$3 name=$4 o0 t0 t1 rc=0 secs counts status total mix errs server
 	shift 4
 	curl -s -o /dev/null -X DELETE "$URL/__control/log" || true  # keeps the front's memory small
 	o0=$(log_size)
 	t0=$(now_us)
 	limited "$@" || rc=$?
 	t1=$(now_us)
-	sleep 0.1           # the front logs a request just after answering it
-	o1=$(log_size)
 	secs=$(printf '%d.%06d' $(((t1 - t0) / 1000000)) $(((t1 - t0) % 1000000)))
-	counts=$(count_requests "$o0" "$o1")
+	counts=$(requests_since "$o0")
 	status=ok
 	[ "$rc" = 0 ] || status="FAILED(exit $rc)"
 	[ "$rc" != 124 ] || status="TIMEOUT(after ${STEP_TIMEOUT}s)"
@@ -461,16 +466,19 @@ make_resource() {
 # written here), and that object's metadata headers and body become
 # record.meta and record.body (a PUT carrying 8 metadata headers costs
 # s3rver more than one carrying the same bytes as a body).
+# s3db_tool ARGS...: the s3db tool on the bench servers, credentials in its environment.
+s3db_tool() {
+	AWS_ACCESS_KEY_ID=$S3DB_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3DB_TEST_SECRET_KEY "$S3DB" "$@"
+}
 stored_record() {
 	cp "$WORK/record.json" "$WORK/record.body"
 	: >"$WORK/record.meta"
 	[ "$RESOURCE" = schema ] || return 0
 	local db=$URL/$BUCKET/probe key=probe/resource%3Dusers/data/id%3Du000001
 	[ -x "$S3DB" ] || { warn "RESOURCE=schema needs the s3db tool ($S3DB): cd build/normal && make"; return 1; }
-	schema_json | AWS_ACCESS_KEY_ID=$S3DB_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3DB_TEST_SECRET_KEY \
-		"$S3DB" "$db" schema users >/dev/null
-	AWS_ACCESS_KEY_ID=$S3DB_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3DB_TEST_SECRET_KEY \
-		"$S3DB" "$db" put users <"$WORK/record.json" >/dev/null
+	# credentials through the environment, never argv
+	schema_json | s3db_tool "$db" schema users >/dev/null
+	s3db_tool "$db" put users <"$WORK/record.json" >/dev/null
 	curl -s --fail --no-progress-meter --aws-sigv4 "aws:amz:us-east-1:s3" --config "$WORK/curl-auth" \
 		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -D "$WORK/record.head" -o "$WORK/record.body" \
 		"$URL/$BUCKET/$key"
@@ -523,10 +531,7 @@ pair() {
 
 # server_secs FROM: the seconds the server spent on the requests the front
 # logged since byte offset FROM (count_requests' SERVER).
-server_secs() {
-	sleep 0.1           # the front logs a request just after answering it
-	count_requests "$1" "$(log_size)" | cut -f4
-}
+server_secs() { requests_since "$1" | cut -f4; }
 
 # run_workload CFG N ROUND: the steps on one configuration.
 run_workload() {

@@ -176,7 +176,6 @@ do_plugin_workload_runs_clean_under_valgrind()
 	ml_wait_json "$MNT/.cache" ".driver == \"$CACHE_DRIVER\" and .hits >= 1 and .misses >= 1 and .entries >= 1" 30
 	# insert ada, insert bob, update ada, delete bob, insert notes/n1
 	ml_wait_json "$MNT/.webhook" '.sent == 5 and .failed == 0 and .dropped == 0' 60
-	cp wait.json webhook-counters.json
 
 	# the commands the files take
 	# (the metrics thread may flush, and so make requests, at any time:
@@ -204,16 +203,15 @@ do_plugin_workload_runs_clean_under_valgrind()
 	ml_cli ls plg_metrics >flushed.json 2>cli.err || ml_fail "s3db ls plg_metrics: $(cat cli.err)"
 	ml_jq_true flushed.json 'map(select(.resourceName == "users")) | length >= 1'
 	# the webhook's events arrived with the writers' process names
-	# (compared in a compact form, which a failure shows whole, with the
-	# plugin's counters: a retried POST can arrive twice)
+	# (compared in a compact form, which a failure shows whole; a retried
+	# POST that arrived twice shows there with its timestamp)
 	ml_webhook_received received.json
 	jq -c '[.[] | [.event, .resource, .id, .user.process, .timestamp]]' received.json >events.json ||
 	    ml_fail "received.json is not a list of events: $(head -c 300 received.json)"
-	jq -e '[.[] | .[0:4]] ==
+	ml_jq_true events.json '[.[] | .[0:4]] ==
 	    [["insert", "users", "ada", "tee"], ["insert", "users", "bob", "tee"],
 	     ["update", "users", "ada", "sed"], ["delete", "users", "bob", "rm"],
-	     ["insert", "notes", "n1", "tee"]]' events.json >/dev/null ||
-	    ml_fail "the webhook received $(cat events.json); the plugin counted $(tr -d ' \n' <webhook-counters.json 2>/dev/null)"
+	     ["insert", "notes", "n1", "tee"]]'
 }
 
 ml_case plugin_workload_runs_clean_under_valgrind \
