@@ -26,6 +26,14 @@
 #   rm-all     rm every file (rm unlinks them in turn)
 #   par-write  ls SRC | xargs -P 16 -I{} cp SRC/{} DIR/{} — N records copied
 #              by 16 concurrent writers from a local directory
+#   (untimed: the copies are counted and removed)
+#   par-thread the same N copies by 16 concurrent writers in one process
+#              (node: open 'wx' = O_CREAT|O_EXCL as cp opens, write, close;
+#              on a libuv pool of 16 threads), no process per file: on a
+#              machine where the server shares the CPUs, par-write's N cp
+#              processes (~1.7 ms of CPU each, through FUSE) slow the
+#              server itself; par-thread is the file system's own write
+#              rate with the same concurrency
 #   (then, untimed: the copies are counted and removed, the mount ends)
 # Each step prints its seconds and the S3 requests the front logged while
 # it ran, by command (plus how many answered with an error status).
@@ -49,6 +57,8 @@
 #   rm-all     N sequential DELETE            target <= 1.25x
 #   par-write  N PUT If-None-Match at the concurrent rate
 #                                             target >= 70 % of that rate
+#   par-thread the same (not a target of its own: it tells how much of
+#              par-write's distance is the cp processes')
 # and beside it the cost of the requests s3dbfs really made, priced the same
 # way (so "slow because of extra requests" and "slow between requests" can
 # be told apart).  Targets are printed, never enforced.
@@ -56,7 +66,7 @@
 # The server's speed drifts by up to +-25 % over minutes (it shares two
 # CPUs with everything else), so a limit measured minutes away from a step
 # is a loose yardstick.  Paired limits (PAIRED=1, the default when LIMITS=1)
-# measure, for s3dbfs's create, ls-cold, rm-all and par-write, the step's
+# measure, for s3dbfs's create, ls-cold, rm-all, par-write and par-thread, the step's
 # own ideal requests with curl just before the step and again just after
 # it (ls-cold's "after" waits until grep-r is done, so that ls-warm still
 # finds the listing fresh); the mean of the two is that step's paired
@@ -321,7 +331,7 @@ step() {
 	IFS=$'\t' read -r total mix errs server <<<"$counts"
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$cfg" "$r" "$name" "$secs" \
 		"$total" "$mix" "$errs" "$status" "$server" >>"$RESULTS"
-	printf '  %-7s N=%-6s r%s %-9s %9.3f s  %6s requests  %s%s%s\n' "$cfg" "$n" "$r" "$name" "$secs" \
+	printf '  %-7s N=%-6s r%s %-10s %9.3f s  %6s requests  %s%s%s\n' "$cfg" "$n" "$r" "$name" "$secs" \
 		"$total" "$mix" "$([ "$errs" = - ] || printf '  answered >= 400: %s' "$errs")" \
 		"$([ "$status" = ok ] || printf '  %s' "$status")"
 	[ "$rc" != 124 ]
@@ -367,6 +377,31 @@ do_grep() {
 do_rm() { printf '%s\0' "$1"/*.json | xargs -0 rm -f; }
 # shellcheck disable=SC2011 # the names are u000001.json...
 do_pwrite() { ls "$1" | xargs -P "$WRITERS" -I{} cp "$1/{}" "$2/{}"; }
+# do_tcopy SRC DIR: par-thread — every file of SRC copied to DIR by
+# WRITERS concurrent copies in one node process (a pool of WRITERS
+# threads); each opened as cp opens a new file (O_CREAT|O_EXCL), written,
+# closed.  Fails (naming the first failure) when any copy failed.
+do_tcopy() {
+	UV_THREADPOOL_SIZE=$WRITERS node - "$1" "$2" "$WRITERS" <<'JS'
+const fsp = require('fs').promises, path = require('path');
+const [src, dst, writers] = process.argv.slice(2);
+(async () => {
+	const names = (await fsp.readdir(src)).sort();
+	let next = 0, failed = 0, first = null;
+	async function writer() {
+		for (let i = next++; i < names.length; i = next++) {
+			try {
+				const data = await fsp.readFile(path.join(src, names[i]));
+				const fh = await fsp.open(path.join(dst, names[i]), 'wx');
+				try { await fh.write(data, 0, data.length, 0); } finally { await fh.close(); }
+			} catch (e) { failed++; first ||= `${names[i]}: ${e.message}`; }
+		}
+	}
+	await Promise.all(Array.from({ length: +writers }, writer));
+	if (failed) { console.error(`par-thread: ${failed} copies failed; the first: ${first}`); process.exit(1); }
+})();
+JS
+}
 
 # ---- mounts --------------------------------------------------------------------------
 
@@ -521,7 +556,7 @@ pair() {
 		srv=$(server_secs "$o0")
 		s=$(echo "$s / $LIMIT_SEQ * $n" | bc -l)
 		srv=$(echo "$srv / $LIMIT_SEQ * $n" | bc -l) ;;
-	par-write)  # N inserts at PAR in flight into a new prefix
+	par-write | par-thread)  # N inserts at PAR in flight into a new prefix
 		s=$(curl_batch PUTNEW "$PAR" "$n" "$fresh" id%3Dk)
 		curl_batch DELETE "$PAR" "$n" "$fresh" id%3Dk >/dev/null ;;
 	*) return 0 ;;
@@ -569,6 +604,17 @@ run_workload() {
 	c=$(ls "$d" | grep -c '\.json$' || true)
 	[ "$c" = "$n" ] || warn "$cfg: par-write left $c records in $d, not $n"
 	do_rm "$d" || warn "$cfg: removing the par-write records failed"
+	if ! { mkdir -p "$d" &&
+		pair "$cfg" "$n" "$r" par-thread before &&
+		step "$cfg" "$n" "$r" par-thread do_tcopy "$WORK/src-$n" "$d" &&
+		pair "$cfg" "$n" "$r" par-thread after; }; then
+		umount_cfg "$cfg"
+		return 1
+	fi
+	# shellcheck disable=SC2010
+	c=$(ls "$d" | grep -c '\.json$' || true)
+	[ "$c" = "$n" ] || warn "$cfg: par-thread left $c records in $d, not $n"
+	do_rm "$d" || warn "$cfg: removing the par-thread records failed"
 	rmdir "$d" 2>/dev/null || true
 	umount_cfg "$cfg"
 }
@@ -675,7 +721,9 @@ if (pairFile && fs.existsSync(pairFile))
 		q[when] = +secs;
 		if (server && server !== '-') q[`${when}_server`] = +server;
 	}
-const STEPS = ['create', 'ls-cold', 'ls-warm', 'cat-all', 'grep-r', 'rm-all', 'par-write'];
+const STEPS = ['create', 'ls-cold', 'ls-warm', 'cat-all', 'grep-r', 'rm-all', 'par-write', 'par-thread'];
+// steps whose figure is a rate: the step's over the limit's, in %
+const RATE = { 'par-write': 1, 'par-thread': 1 };
 // the limits were measured twice per N (before and after its workloads):
 // the best of the two is the limit (lowest latency, highest rate)
 const runsOf = {}, limOf = {};
@@ -745,7 +793,7 @@ function priced(by, parallel) {
 	}
 	return t;
 }
-const PARALLEL = { 'ls-cold': 1, 'par-write': 1 };
+const PARALLEL = { 'ls-cold': 1, 'par-write': 1, 'par-thread': 1 };
 // the request that reads a record: RESOURCE=free, the records have JSON
 // bodies (one GET carries body and metadata); schema, the fields are in
 // the metadata (one HEAD)
@@ -763,9 +811,13 @@ function ideal(step, n) {
 	case 'cat-all':
 	case 'grep-r': return [n * lim[read.seq], `${n} ${read.name} one at a time`, '<= 1.25x', n];
 	case 'rm-all': return [n * lim.del_seq, `${n} DELETE one at a time`, '<= 1.25x', n];
-	case 'par-write': return 'putnew_par' in lim
-		? [n / lim.putnew_par, `${n} PUT If-None-Match, ${lim.par} in flight`, '>= 70% of the rate', n]
-		: [n / lim.put_par, `${n} PUT at ${lim.par} in flight`, '>= 70% of the rate', n];
+	case 'par-write':
+	case 'par-thread': {
+		const target = step === 'par-write' ? '>= 70% of the rate' : 'no target';
+		return 'putnew_par' in lim
+			? [n / lim.putnew_par, `${n} PUT If-None-Match, ${lim.par} in flight`, target, n]
+			: [n / lim.put_par, `${n} PUT at ${lim.par} in flight`, target, n];
+	}
 	}
 }
 
@@ -778,9 +830,9 @@ for (const n of ns) {
 	if (haveLim) printLimits(n);
 	p(`seconds (S3 requests)${+rounds > 1 ? `, median of ${rounds} rounds` : ''}:`);
 	const w = 24;
-	p(pad('step', 10) + cfgs.map(c => pad(c, w)).join(''));
+	p(pad('step', 11) + cfgs.map(c => pad(c, w)).join(''));
 	for (const s of STEPS) {
-		p(pad(s, 10) + cfgs.map(c => {
+		p(pad(s, 11) + cfgs.map(c => {
 			const r = get(n, c, s);
 			return pad(r ? `${f(r.secs, 3)} (${r.total})${r.failed ? '!' : ''}` : 'n/a', w);
 		}).join(''));
@@ -788,17 +840,17 @@ for (const n of ns) {
 	p('requests by command (and those answered with a status >= 400, such as the 404 of a HEAD looking for a name):');
 	for (const c of cfgs) for (const s of STEPS) {
 		const r = get(n, c, s);
-		if (r && (r.total > 0 || r.failed)) p(`  ${pad(c, 7)} ${pad(s, 10)} ${r.mix}${r.errs && r.errs !== '-' ? ' | >= 400: ' + r.errs : ''}${r.failed ? '   STEP FAILED' : ''}`);
+		if (r && (r.total > 0 || r.failed)) p(`  ${pad(c, 7)} ${pad(s, 11)} ${r.mix}${r.errs && r.errs !== '-' ? ' | >= 400: ' + r.errs : ''}${r.failed ? '   STEP FAILED' : ''}`);
 	}
 	if (!cfgs.includes('s3dbfs')) continue;
 	if (!STEPS.some(s => get(n, 's3dbfs', s))) { p('s3dbfs: no figures (not built or did not mount)'); continue; }
 	const peers = cfgs.filter(c => (c === 's3fs' || c === 'rclone') && STEPS.some(s => get(n, c, s)));
 	if (peers.length) p('s3dbfs / peer (time, requests; below 1 = s3dbfs faster / fewer requests):');
 	if (peers.length)
-	p(pad('step', 10) + peers.map(c => pad(`vs ${c} time`, 16) + pad('requests', 12)).join(''));
+	p(pad('step', 11) + peers.map(c => pad(`vs ${c} time`, 16) + pad('requests', 12)).join(''));
 	for (const s of STEPS) {
 		const d = get(n, 's3dbfs', s);
-		if (peers.length) p(pad(s, 10) + peers.map(c => {
+		if (peers.length) p(pad(s, 11) + peers.map(c => {
 			const q = get(n, c, s);
 			return pad(ratio(d && d.secs, q && q.secs), 16) + pad(ratio(d && d.total, q && q.total), 12);
 		}).join(''));
@@ -806,7 +858,7 @@ for (const n of ns) {
 	if (!haveLim) continue;
 	p("s3dbfs / the server's limits (limit: what an ideal client's requests cost at the limits; " +
 		'own: what the requests s3dbfs made cost there):');
-	p(pad('step', 10) + pad('s3dbfs s', 10) + pad('requests', 10) + pad('per rec', 8) + pad('limit s', 9) + pad('ratio', 8) + pad('own s', 8) + pad('vs own', 8) + pad('target', 20) + 'ideal requests');
+	p(pad('step', 11) + pad('s3dbfs s', 10) + pad('requests', 10) + pad('per rec', 8) + pad('limit s', 9) + pad('ratio', 8) + pad('own s', 8) + pad('vs own', 8) + pad('target', 20) + 'ideal requests');
 	for (const s of STEPS) {
 		const d = get(n, 's3dbfs', s);
 		if (!d) continue;
@@ -814,10 +866,10 @@ for (const n of ns) {
 		const reqs = pad(d.total, 10) + pad(f(d.total / n, 2), 8);
 		let r;
 		if (s === 'ls-warm') r = `${d.total} req`;
-		else if (s === 'par-write') r = `${f(100 * (n / d.secs) / ('putnew_par' in lim ? lim.putnew_par : lim.put_par), 0)}%`;
+		else if (RATE[s]) r = `${f(100 * (n / d.secs) / ('putnew_par' in lim ? lim.putnew_par : lim.put_par), 0)}%`;
 		else r = ratio(d.secs, t);
 		const own = priced(d.by, PARALLEL[s]);
-		p(pad(s, 10) + pad(f(d.secs, 3), 10) + reqs + pad(f(t, 3), 9) + pad(r, 8) + pad(f(own, 3), 8) +
+		p(pad(s, 11) + pad(f(d.secs, 3), 10) + reqs + pad(f(t, 3), 9) + pad(r, 8) + pad(f(own, 3), 8) +
 			pad(s === 'ls-warm' ? '' : own === 0 ? '0 req' : ratio(d.secs, own), 8) + pad(target, 20) + what);
 	}
 	// the same steps against the plain figures the issue names
@@ -830,7 +882,7 @@ for (const n of ns) {
 	// each step against the limits measured just before and just after it:
 	// per round, the step's time over the mean of its two; the round with
 	// the median ratio is shown
-	const paired = ['create', 'ls-cold', 'rm-all', 'par-write'].map(s => {
+	const paired = ['create', 'ls-cold', 'rm-all', 'par-write', 'par-thread'].map(s => {
 		const all = rows.filter(r => r.n === n && r.cfg === 's3dbfs' && r.step === s).map(d => {
 			const q = pairs[`${n}|${s}|${d.round}`];
 			return q && 'before' in q && 'after' in q ? { s, d, q, t: (q.before + q.after) / 2 } : null;
@@ -843,27 +895,29 @@ for (const n of ns) {
 			"server s: the server's own time for the step's requests, summed from the front's log, for the steps " +
 			'made one request at a time; s3dbfs/srv and curl/srv: the client\'s time over the server\'s, for the step ' +
 			'and for the pairs):');
-		p(pad('step', 10) + pad('round', 6) + pad('s3dbfs s', 10) + pad('before s', 10) + pad('after s', 10) + pad('limit s', 9) +
+		p(pad('step', 11) + pad('round', 6) + pad('s3dbfs s', 10) + pad('before s', 10) + pad('after s', 10) + pad('limit s', 9) +
 			pad('ratio', 8) + pad('vs best', 9) + pad('target', 20) + pad('server s', 10) + pad('s3dbfs/srv', 11) + 'curl/srv');
 		for (const { s, d, q, t } of paired) {
 			const [, , target] = ideal(s, n);
 			const best = Math.min(q.before, q.after);
-			const r = s === 'par-write' ? `${f(100 * t / d.secs, 0)}%` : ratio(d.secs, t);
-			const rb = s === 'par-write' ? `${f(100 * best / d.secs, 0)}%` : ratio(d.secs, best);
+			const r = RATE[s] ? `${f(100 * t / d.secs, 0)}%` : ratio(d.secs, t);
+			const rb = RATE[s] ? `${f(100 * best / d.secs, 0)}%` : ratio(d.secs, best);
 			// one request at a time: the step's time over the server's own
 			// time for its requests, beside the same for the curl pairs
 			const seq = s === 'create' || s === 'rm-all';
 			const srv = seq && d.server ? d.server : null;
 			const curl = seq && q.before_server && q.after_server ?
 				(q.before / q.before_server + q.after / q.after_server) / 2 : null;
-			p(pad(s, 10) + pad(d.round, 6) + pad(f(d.secs, 3), 10) + pad(f(q.before, 3), 10) + pad(f(q.after, 3), 10) +
+			p(pad(s, 11) + pad(d.round, 6) + pad(f(d.secs, 3), 10) + pad(f(q.before, 3), 10) + pad(f(q.after, 3), 10) +
 				pad(f(t, 3), 9) + pad(r, 8) + pad(rb, 9) + pad(target, 20) + pad(srv ? f(srv, 3) : '-', 10) +
 				pad(srv ? ratio(d.secs, srv) : '-', 11) + (curl ? `${f(curl, 2)}x` : '-'));
 		}
 	}
-	const cp = get(n, 'local', 'par-write');
+	const cp = get(n, 'local', 'par-write'), ct = get(n, 'local', 'par-thread'), dt = get(n, 's3dbfs', 'par-thread');
 	if (cp && dp)
 		p(`  par-write floor (local cp, no S3): ${f(n / cp.secs, 0)} files/s; s3dbfs ${f(n / dp.secs, 0)} files/s`);
+	if (ct && dt)
+		p(`  par-thread floor (local, no S3): ${f(n / ct.secs, 0)} files/s; s3dbfs ${f(n / dt.secs, 0)} files/s`);
 	const loc = get(n, 'local', 'ls-warm'), dw = get(n, 's3dbfs', 'ls-warm');
 	if (loc && dw) p(`  ls-warm vs the local floor: ${ratio(dw.secs, loc.secs)}`);
 }
