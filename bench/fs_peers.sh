@@ -66,12 +66,12 @@
 # The server's speed drifts by up to +-25 % over minutes (it shares two
 # CPUs with everything else), so a limit measured minutes away from a step
 # is a loose yardstick.  Paired limits (PAIRED=1, the default when LIMITS=1)
-# measure, for s3dbfs's create, ls-cold, rm-all, par-write and par-thread, the step's
-# own ideal requests with curl just before the step and again just after
-# it (ls-cold's "after" waits until grep-r is done, so that ls-warm still
-# finds the listing fresh); the mean of the two is that step's paired
-# limit, and a second table shows each step against it, beside the
-# global one.
+# measure, for s3dbfs's create, ls-cold, rm-all, par-write and par-thread,
+# the step's own ideal requests with curl just before the step and again
+# just after it (ls-cold's "after" waits until grep-r is done, so that
+# ls-warm still finds the listing fresh); the mean of the two is that
+# step's paired limit, and a second table shows each step against it,
+# beside the global one.
 #
 # Environment:
 #   N            record counts when no argument is given   ("1000 10000")
@@ -568,9 +568,19 @@ pair() {
 # logged since byte offset FROM (count_requests' SERVER).
 server_secs() { requests_since "$1" | cut -f4; }
 
+# clear_copies CFG STEP DIR N: untimed, after a copying step: warns
+# unless DIR holds N records, then removes them.
+clear_copies() {
+	local c
+	# shellcheck disable=SC2010
+	c=$(ls "$3" | grep -c '\.json$' || true)
+	[ "$c" = "$4" ] || warn "$1: $2 left $c records in $3, not $4"
+	do_rm "$3" || warn "$1: removing the $2 records failed"
+}
+
 # run_workload CFG N ROUND: the steps on one configuration.
 run_workload() {
-	local cfg=$1 n=$2 r=$3 d c
+	local cfg=$1 n=$2 r=$3 d
 	mount_cfg "$cfg" "$n" "$r" || return 1
 	d=$(dir_of "$cfg" "$n" "$r")
 	if ! mkdir "$d" || ! make_resource "$cfg" "$d"; then
@@ -600,10 +610,7 @@ run_workload() {
 		umount_cfg "$cfg"
 		return 1
 	fi
-	# shellcheck disable=SC2010
-	c=$(ls "$d" | grep -c '\.json$' || true)
-	[ "$c" = "$n" ] || warn "$cfg: par-write left $c records in $d, not $n"
-	do_rm "$d" || warn "$cfg: removing the par-write records failed"
+	clear_copies "$cfg" par-write "$d" "$n"
 	if ! { mkdir -p "$d" &&
 		pair "$cfg" "$n" "$r" par-thread before &&
 		step "$cfg" "$n" "$r" par-thread do_tcopy "$WORK/src-$n" "$d" &&
@@ -611,10 +618,7 @@ run_workload() {
 		umount_cfg "$cfg"
 		return 1
 	fi
-	# shellcheck disable=SC2010
-	c=$(ls "$d" | grep -c '\.json$' || true)
-	[ "$c" = "$n" ] || warn "$cfg: par-thread left $c records in $d, not $n"
-	do_rm "$d" || warn "$cfg: removing the par-thread records failed"
+	clear_copies "$cfg" par-thread "$d" "$n"
 	rmdir "$d" 2>/dev/null || true
 	umount_cfg "$cfg"
 }
