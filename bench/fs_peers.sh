@@ -578,6 +578,24 @@ clear_copies() {
 	do_rm "$3" || warn "$1: removing the $2 records failed"
 }
 
+# paired_step CFG N ROUND STEP CMD...: STEP timed (step), with its
+# paired limits just before and just after it (pair).
+paired_step() {
+	pair "$1" "$2" "$3" "$4" before &&
+		step "$@" &&
+		pair "$1" "$2" "$3" "$4" after
+}
+
+# copy_step CFG N ROUND DIR STEP COPY: a copying step (par-write,
+# par-thread): COPY SRC DIR from the N records' source into DIR (made
+# again first: rclone forgets a directory that became empty), paired;
+# then, untimed, the copies are counted and removed (clear_copies).
+copy_step() {
+	local d=$4
+	mkdir -p "$d" && paired_step "$1" "$2" "$3" "$5" "$6" "$WORK/src-$2" "$d" || return 1
+	clear_copies "$1" "$5" "$d" "$2"
+}
+
 # run_workload CFG N ROUND: the steps on one configuration.
 run_workload() {
 	local cfg=$1 n=$2 r=$3 d
@@ -589,9 +607,7 @@ run_workload() {
 		return 1
 	fi
 	# a step that times out ends the workload on this configuration
-	pair "$cfg" "$n" "$r" create before
-	step "$cfg" "$n" "$r" create make_records "$d" "$n" || { umount_cfg "$cfg"; return 1; }
-	pair "$cfg" "$n" "$r" create after
+	paired_step "$cfg" "$n" "$r" create make_records "$d" "$n" || { umount_cfg "$cfg"; return 1; }
 	umount_cfg "$cfg"
 	mount_cfg "$cfg" "$n" "$r" || return 1
 	if ! { pair "$cfg" "$n" "$r" ls-cold before &&
@@ -600,25 +616,12 @@ run_workload() {
 		step "$cfg" "$n" "$r" cat-all do_cat "$d" &&
 		step "$cfg" "$n" "$r" grep-r do_grep "$d" "$n" &&
 		pair "$cfg" "$n" "$r" ls-cold after &&
-		pair "$cfg" "$n" "$r" rm-all before &&
-		step "$cfg" "$n" "$r" rm-all do_rm "$d" &&
-		pair "$cfg" "$n" "$r" rm-all after &&
-		mkdir -p "$d" &&        # rclone forgets a directory that became empty
-		pair "$cfg" "$n" "$r" par-write before &&
-		step "$cfg" "$n" "$r" par-write do_pwrite "$WORK/src-$n" "$d" &&
-		pair "$cfg" "$n" "$r" par-write after; }; then
+		paired_step "$cfg" "$n" "$r" rm-all do_rm "$d" &&
+		copy_step "$cfg" "$n" "$r" "$d" par-write do_pwrite &&
+		copy_step "$cfg" "$n" "$r" "$d" par-thread do_tcopy; }; then
 		umount_cfg "$cfg"
 		return 1
 	fi
-	clear_copies "$cfg" par-write "$d" "$n"
-	if ! { mkdir -p "$d" &&
-		pair "$cfg" "$n" "$r" par-thread before &&
-		step "$cfg" "$n" "$r" par-thread do_tcopy "$WORK/src-$n" "$d" &&
-		pair "$cfg" "$n" "$r" par-thread after; }; then
-		umount_cfg "$cfg"
-		return 1
-	fi
-	clear_copies "$cfg" par-thread "$d" "$n"
 	rmdir "$d" 2>/dev/null || true
 	umount_cfg "$cfg"
 }
@@ -870,7 +873,7 @@ for (const n of ns) {
 		const reqs = pad(d.total, 10) + pad(f(d.total / n, 2), 8);
 		let r;
 		if (s === 'ls-warm') r = `${d.total} req`;
-		else if (RATE[s]) r = `${f(100 * (n / d.secs) / ('putnew_par' in lim ? lim.putnew_par : lim.put_par), 0)}%`;
+		else if (RATE[s]) r = `${f(100 * t / d.secs, 0)}%`;
 		else r = ratio(d.secs, t);
 		const own = priced(d.by, PARALLEL[s]);
 		p(pad(s, 11) + pad(f(d.secs, 3), 10) + reqs + pad(f(t, 3), 9) + pad(r, 8) + pad(f(own, 3), 8) +
