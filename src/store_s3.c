@@ -28,8 +28,10 @@
  *    encoding, every x-amz-meta-* value), and equality means the write
  *    was ours (store.h's invariant).  libcurl itself silently re-sends a
  *    request once when a reused keep-alive connection turns out dead
- *    before any answer; a debug callback counts the request headers sent,
- *    so such a re-send counts as a retry too (and in the call stats).
+ *    before any answer; the pre-request callback (called each time libcurl
+ *    is about to send the request) counts the sends, so such a re-send
+ *    counts as a retry too (and in the call stats).  No debug output is
+ *    asked for: CURLOPT_VERBOSE would make libcurl format every info line.
  *  - Responses are parsed with a small XML reader that matches elements
  *    by local name (s3rver's namespace is not AWS's) and decodes entities
  *    and CDATA.  Listings ask for encoding-type=url and decode keys only
@@ -565,14 +567,14 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 	return len;
 }
 
-/* Counts the request header blocks libcurl sends (CURLOPT_VERBOSE with
- * this callback prints nothing). */
-static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
+/* Counts the times libcurl is about to send the request (the first time
+ * and its own re-sends on a dead reused connection).  Always lets it go. */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port)
 {
 	s3_resp *r = ud;
-	if (type == CURLINFO_HEADER_OUT)
-		r->sends++;
-	return 0;
+	r->sends++;
+	return CURL_PREREQFUNC_OK;
 }
 
 /* ---- the handle pool and the share --------------------------------------------- */
@@ -761,9 +763,8 @@ static void attempt(s3_store *s, CURL *h, const s3_req *r, s3_resp *resp)
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
-	curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
-	curl_easy_setopt(h, CURLOPT_DEBUGDATA, resp);
-	curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+	curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
+	curl_easy_setopt(h, CURLOPT_PREREQDATA, resp);
 	if (strcmp(r->method, "GET") == 0) {
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	} else if (strcmp(r->method, "HEAD") == 0) {
