@@ -38,6 +38,19 @@
 # Each step prints its seconds and the S3 requests the front logged while
 # it ran, by command (plus how many answered with an error status).
 #
+# Two things keep the local server a fair stand-in for S3, which runs on
+# machines of its own (both measured; bench/README.md, Session 7):
+#   - placement: s3rver and the front run on CPU SERVER_CPUS (0), every
+#     client (the mounts, the tools of the workload, curl) on the other
+#     CPUs — else a client's own CPU use (a cp process per file, the FUSE
+#     round trips) slows the single-threaded server it is measured against.
+#   - settling: s3rver answers the first few hundred PUTs after a batch of
+#     DELETEs ~60 % slower (whatever ran in between, even 10 s of sleep), so
+#     every timed series of writes — create, par-write, par-thread, their
+#     paired limits, the limits' PUTs — comes right after SETTLE (1000)
+#     untimed conditional PUTs into a scratch prefix (the scratch keys of
+#     the settle before are deleted first, so at most SETTLE exist).
+#
 # Server limits, measured for each N before its workloads and again after
 # them (the best of the two is the limit), with curl --aws-sigv4 through
 # the front on a prefix holding N ~500-byte objects — the size of the
@@ -98,6 +111,11 @@
 #   FS_PEERS_DIR work directory (build/fs-peers): servers, mount points, logs,
 #                results-<time>.tsv and limits-<time>.txt
 #   KEEP_LOG     1 keeps the front's request log (it grows to ~100 MB at N=10000)
+#   SERVER_CPUS  the CPUs of s3rver and the front, as taskset -c takes them
+#                ("0" on a machine of 2 CPUs or more; "none": no placement,
+#                servers and clients share every CPU)
+#   SETTLE       untimed conditional PUTs before every timed series of
+#                writes (1000; 0: none)
 #
 # Needs: bash 5, node and curl (servers.sh), s3fs, rclone, fusermount3, root
 # for the FUSE mounts and drop_caches.  Everything it makes stays under
@@ -118,6 +136,8 @@ PAIRED=${PAIRED:-1}
 RESOURCE=${RESOURCE:-free}
 case $RESOURCE in free | schema) ;; *) echo "fs_peers.sh: RESOURCE is free or schema, not '$RESOURCE'" >&2; exit 2 ;; esac
 STEP_TIMEOUT=${STEP_TIMEOUT:-3600}
+SETTLE=${SETTLE:-1000}
+SERVER_CPUS=${SERVER_CPUS-}
 S3DBFS=${S3DBFS:-$top/build/normal/src/s3dbfs}
 S3DB=${S3DB:-$top/build/normal/src/s3db}
 S3DBFS_OPTS=${S3DBFS_OPTS:-}
@@ -128,6 +148,7 @@ KEEP_LOG=${KEEP_LOG:-0}
 WORD=needle
 
 [[ $STEP_TIMEOUT =~ ^[0-9]+$ ]] || { echo "fs_peers.sh: STEP_TIMEOUT must be a number of seconds" >&2; exit 2; }
+[[ $SETTLE =~ ^[0-9]+$ ]] || { echo "fs_peers.sh: SETTLE must be a number of PUTs" >&2; exit 2; }
 for n in $NS; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] || { echo "fs_peers.sh: N must be positive integers, not '$n'" >&2; exit 2; }
 done
@@ -231,8 +252,32 @@ command -v fusermount3 >/dev/null || { warn "fusermount3 not found (apt-get inst
 
 # ---- the server --------------------------------------------------------------
 
+# placement: the CPUs the server gets (SERVER_CPUS) and the ones every
+# client gets (CLIENT_CPUS: the others this process may use); PLACEMENT
+# says which, for the report.
+allowed=$(taskset -pc $$ | sed 's/.*: //')
+if [ -z "$SERVER_CPUS" ]; then
+	if [ "$(nproc)" -ge 2 ]; then SERVER_CPUS=0; else SERVER_CPUS=none; fi
+fi
+if [ "$SERVER_CPUS" = none ]; then
+	PLACEMENT="no placement: servers and clients share CPUs $allowed"
+	server_run=()
+else
+	CLIENT_CPUS=$(node -e '
+const expand = (l) => l.split(",").flatMap((r) => { const [a, b = a] = r.split("-").map(Number);
+	return Array.from({ length: b - a + 1 }, (_, i) => a + i); });
+const server = new Set(expand(process.argv[2]));
+console.log(expand(process.argv[1]).filter((c) => !server.has(c)).join(","));' "$allowed" "$SERVER_CPUS") ||
+		{ warn "SERVER_CPUS '$SERVER_CPUS' is not a CPU list"; exit 2; }
+	[ -n "$CLIENT_CPUS" ] || { warn "SERVER_CPUS $SERVER_CPUS leaves no CPU of $allowed to the clients"; exit 2; }
+	PLACEMENT="server (s3rver, front) on CPU $SERVER_CPUS; mounts, tools and curl on CPU $CLIENT_CPUS"
+	server_run=(taskset -c "$SERVER_CPUS")
+fi
+
 servers_up=1
-bash "$top/tests/servers/servers.sh" start >/dev/null 9>&-
+"${server_run[@]}" bash "$top/tests/servers/servers.sh" start >/dev/null 9>&-
+# from here on this shell and everything it starts runs on the clients' CPUs
+[ "$SERVER_CPUS" = none ] || taskset -pc "$CLIENT_CPUS" $$ >/dev/null
 # shellcheck disable=SC1091
 . "$S3DB_TEST_RUNDIR/env"
 URL=$S3DB_TEST_S3_URL
@@ -539,6 +584,7 @@ pair() {
 	[ "$cfg" = s3dbfs ] && [ "$LIMITS" = 1 ] && [ "$PAIRED" = 1 ] || return 0
 	stem=p$r${st//-/}$when
 	fresh=pairs/n$n-$stem/resource%3Dusers/data   # curl signs the path as given: '=' encoded
+	settle_before "$st"
 	case $st in
 	create)     # N inserts one at a time into a new prefix
 		o0=$(log_size)
@@ -582,8 +628,14 @@ clear_copies() {
 # paired limits just before and just after it (pair).
 paired_step() {
 	pair "$1" "$2" "$3" "$4" before &&
+		settle_before "$4" &&
 		step "$@" &&
 		pair "$1" "$2" "$3" "$4" after
+}
+
+# settle_before STEP: settle when STEP is a series of writes.
+settle_before() {
+	case $1 in create | par-write | par-thread) settle ;; esac
 }
 
 # copy_step CFG N ROUND DIR STEP COPY: a copying step (par-write,
@@ -690,12 +742,32 @@ list_all() {
 
 median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 
+# settle: untimed, just before a timed series of writes: deletes the
+# keys of the settle before (at PAR in flight), then makes SETTLE
+# conditional PUTs one at a time on new keys settle/sK/s000001.., so
+# that whatever the server did before (a batch of DELETEs slows its
+# next few hundred PUTs) every timed series of writes starts alike.
+SETTLED=0
+settle() {
+	[ "$SETTLE" -gt 0 ] || return 0
+	settle_clear
+	SETTLED=$((SETTLED + 1))
+	curl_batch PUTNEW 1 "$SETTLE" "settle/s$SETTLED" s >/dev/null
+}
+
+# settle_clear: deletes the keys of the last settle (untimed).
+settle_clear() {
+	[ "$SETTLE" -gt 0 ] && [ "$SETTLED" -gt 0 ] || return 0
+	curl_batch DELETE "$PAR" "$SETTLE" "settle/s$SETTLED" s >/dev/null
+}
+
 # measure_limits N WHEN: the server's limits on a prefix holding N records,
 # the size of the workload's directories (s3rver's costs grow with the
 # number of keys under a prefix).  WHEN (before/after) names the new keys
 # of the conditional PUTs.  Prints key=value lines.
 measure_limits() {
 	local n=$1 p=limits/n$1 w=$2 s
+	settle
 	s=$(curl_batch PUT "$PAR" "$n" "$p" k);   echo "put_par=$(echo "$n / $s" | bc -l)"
 	s=$(curl_batch HEAD "$PAR" "$n" "$p" k);  echo "head_par=$(echo "$n / $s" | bc -l)"
 	s=$(curl_batch GET "$PAR" "$n" "$p" k);   echo "get_par=$(echo "$n / $s" | bc -l)"
@@ -705,6 +777,7 @@ measure_limits() {
 	s=$(curl_batch HEAD 1 "$LIMIT_SEQ" "$p" s);   echo "head_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
 	s=$(curl_batch GET 1 "$LIMIT_SEQ" "$p" s);    echo "get_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
 	s=$(curl_batch DELETE 1 "$LIMIT_SEQ" "$p" s); echo "del_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
+	settle
 	s=$(curl_batch PUTNEW 1 "$LIMIT_SEQ" "$p" "c$w"); echo "putnew_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
 	s=$(curl_batch PUTNEW "$PAR" "$n" "$p" "n$w");    echo "putnew_par=$(echo "$n / $s" | bc -l)"
 	curl_batch DELETE "$PAR" "$n" "$p" "n$w" >/dev/null   # the prefix keeps N keys
@@ -734,9 +807,11 @@ const RATE = { 'par-write': 1, 'par-thread': 1 };
 // the limits were measured twice per N (before and after its workloads):
 // the best of the two is the limit (lowest latency, highest rate)
 const runsOf = {}, limOf = {};
+let setting = '';   // "# setting: ..." (placement, settle), when the run wrote one
 if (fs.existsSync(limFile)) {
 	let cur = null;
 	for (const line of fs.readFileSync(limFile, 'utf8').split('\n')) {
+		if (line.startsWith('# setting: ')) { setting = line.slice(11); continue; }
 		const h = /^# (\w+) (\d+)/.exec(line);
 		if (h) { cur = { when: h[1] }; (runsOf[h[2]] ||= []).push(cur); continue; }
 		if (!cur) continue;
@@ -775,6 +850,7 @@ const ratio = (a, b) => (a === undefined || b === undefined) ? 'n/a' : b === 0 ?
 const pad = (s, w) => String(s).padEnd(w);
 const out = [];
 const p = s => out.push(s);
+if (setting) p(`${setting}\n`);
 
 function printLimits(n) {
 	p(`server limits on a prefix of ${n} keys (curl --aws-sigv4 through the front; best of ${runs.length} measurements):`);
@@ -951,7 +1027,8 @@ make_records "$WORK" 1 && mv "$WORK/u000001.json" "$WORK/record.json"
 stored_record || exit 1
 say "  record size: $(wc -c <"$WORK/record.json") bytes; the limits' PUTs store $(wc -c <"$WORK/record.body") bytes of body and $(wc -l <"$WORK/record.meta") metadata headers ($(wc -c <"$WORK/record.meta") bytes)"
 : >"$RESULTS"
-: >"$LIMITS_OUT"
+echo "# setting: $PLACEMENT; settle before each timed series of writes: $SETTLE conditional PUTs" >"$LIMITS_OUT"
+say "  $(sed 's/^# setting: //' "$LIMITS_OUT")"
 : >"$PAIRS"
 
 for n in $NS; do
@@ -979,5 +1056,5 @@ for n in $NS; do
 done
 
 say ""
-say "$(date '+%F %T') $(nproc) CPUs; raw lines: $RESULTS; limits: $LIMITS_OUT; paired: $PAIRS"
+say "$(date '+%F %T') $PLACEMENT; settle: $SETTLE PUTs; raw lines: $RESULTS; limits: $LIMITS_OUT; paired: $PAIRS"
 report
