@@ -44,12 +44,15 @@
 #     client (the mounts, the tools of the workload, curl) on the other
 #     CPUs — else a client's own CPU use (a cp process per file, the FUSE
 #     round trips) slows the single-threaded server it is measured against.
-#   - settling: s3rver answers the first few hundred PUTs after a batch of
+#   - settling: s3rver answers the first 250-1,000 PUTs after a batch of
 #     DELETEs ~60 % slower (whatever ran in between, even 10 s of sleep), so
 #     every timed series of writes — create, par-write, par-thread, their
-#     paired limits, the limits' PUTs — comes right after SETTLE (1000)
-#     untimed conditional PUTs into a scratch prefix (the scratch keys of
-#     the settle before are deleted first, so at most SETTLE exist).
+#     paired limits, the limits' PUTs — comes right after untimed
+#     conditional PUTs into a scratch prefix, in batches of 250, at least
+#     SETTLE (500) and until a batch is within 15 % of the fastest batch
+#     of the run (at most SETTLE_MAX, 4000); the scratch keys of the
+#     settle before are deleted first.  logs/settle-<time>.txt shows
+#     each settle's batches.
 #
 # Server limits, measured for each N before its workloads and again after
 # them (the best of the two is the limit), with curl --aws-sigv4 through
@@ -114,8 +117,9 @@
 #   SERVER_CPUS  the CPUs of s3rver and the front, as taskset -c takes them
 #                ("0" on a machine of 2 CPUs or more; "none": no placement,
 #                servers and clients share every CPU)
-#   SETTLE       untimed conditional PUTs before every timed series of
-#                writes (1000; 0: none)
+#   SETTLE       untimed conditional PUTs at least before every timed
+#                series of writes (500; 0: no settling)
+#   SETTLE_MAX   ... and at most (4000)
 #
 # Needs: bash 5, node and curl (servers.sh), s3fs, rclone, fusermount3, root
 # for the FUSE mounts and drop_caches.  Everything it makes stays under
@@ -136,7 +140,8 @@ PAIRED=${PAIRED:-1}
 RESOURCE=${RESOURCE:-free}
 case $RESOURCE in free | schema) ;; *) echo "fs_peers.sh: RESOURCE is free or schema, not '$RESOURCE'" >&2; exit 2 ;; esac
 STEP_TIMEOUT=${STEP_TIMEOUT:-3600}
-SETTLE=${SETTLE:-1000}
+SETTLE=${SETTLE:-500}
+SETTLE_MAX=${SETTLE_MAX:-4000}
 SERVER_CPUS=${SERVER_CPUS-}
 S3DBFS=${S3DBFS:-$top/build/normal/src/s3dbfs}
 S3DB=${S3DB:-$top/build/normal/src/s3db}
@@ -148,7 +153,7 @@ KEEP_LOG=${KEEP_LOG:-0}
 WORD=needle
 
 [[ $STEP_TIMEOUT =~ ^[0-9]+$ ]] || { echo "fs_peers.sh: STEP_TIMEOUT must be a number of seconds" >&2; exit 2; }
-[[ $SETTLE =~ ^[0-9]+$ ]] || { echo "fs_peers.sh: SETTLE must be a number of PUTs" >&2; exit 2; }
+[[ $SETTLE =~ ^[0-9]+$ && $SETTLE_MAX =~ ^[0-9]+$ ]] || { echo "fs_peers.sh: SETTLE and SETTLE_MAX must be numbers of PUTs" >&2; exit 2; }
 for n in $NS; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] || { echo "fs_peers.sh: N must be positive integers, not '$n'" >&2; exit 2; }
 done
@@ -166,6 +171,7 @@ stamp=$(date +%Y%m%d-%H%M%S)
 RESULTS=$WORK/results-$stamp.tsv
 LIMITS_OUT=$WORK/limits-$stamp.txt     # per N: before and after its workloads
 PAIRS=$WORK/pairs-$stamp.tsv           # limits measured around s3dbfs's steps
+SETTLE_LOG=$WORK/logs/settle-$stamp.txt # each settle's batches
 LOGS=$WORK/logs
 export S3DB_TEST_RUNDIR=$WORK/servers
 mkdir -p "$LOGS"
@@ -635,7 +641,7 @@ paired_step() {
 
 # settle_before STEP: settle when STEP is a series of writes.
 settle_before() {
-	case $1 in create | par-write | par-thread) settle ;; esac
+	case $1 in create | par-write | par-thread) settle "$1" ;; esac
 }
 
 # copy_step CFG N ROUND DIR STEP COPY: a copying step (par-write,
@@ -742,23 +748,48 @@ list_all() {
 
 median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 
-# settle: untimed, just before a timed series of writes: deletes the
-# keys of the settle before (at PAR in flight), then makes SETTLE
-# conditional PUTs one at a time on new keys settle/sK/s000001.., so
-# that whatever the server did before (a batch of DELETEs slows its
-# next few hundred PUTs) every timed series of writes starts alike.
-SETTLED=0
+# settle LABEL: untimed, just before a timed series of writes (LABEL
+# names it in SETTLE_LOG): deletes the keys of the settle before (at PAR
+# in flight), then makes conditional PUTs one at a time on new keys
+# settle/sK/bJk000001.., in batches of SETTLE_BATCH, at least SETTLE and
+# until a batch's time per PUT is within 15 % of SETTLE_BEST, the best
+# of any batch so far (at most SETTLE_MAX): whatever the server did
+# before (a batch of DELETEs slows its next 250-1,000 PUTs), every timed
+# series of writes starts on a server that answers PUTs at its pace.
+SETTLED=0            # settles made; the last one's keys are settle/s$SETTLED
+SETTLE_BATCHES=0     # batches of the last settle
+SETTLE_BATCH=250
+SETTLE_BEST=""       # seconds per PUT of the fastest batch so far
 settle() {
 	[ "$SETTLE" -gt 0 ] || return 0
 	settle_clear
 	SETTLED=$((SETTLED + 1))
-	curl_batch PUTNEW 1 "$SETTLE" "settle/s$SETTLED" s >/dev/null
+	SETTLE_BATCHES=0
+	local made=0 s per times=""
+	while :; do
+		SETTLE_BATCHES=$((SETTLE_BATCHES + 1))
+		s=$(curl_batch PUTNEW 1 "$SETTLE_BATCH" "settle/s$SETTLED" "b${SETTLE_BATCHES}k")
+		made=$((made + SETTLE_BATCH))
+		per=$(echo "$s / $SETTLE_BATCH" | bc -l)
+		times="$times $(printf '%.2f' "$(echo "$per * 1000" | bc -l)")"
+		if [ -z "$SETTLE_BEST" ] || [ "$(echo "$per < $SETTLE_BEST" | bc -l)" = 1 ]; then
+			SETTLE_BEST=$per
+		fi
+		if [ "$made" -ge "$SETTLE_MAX" ]; then break; fi
+		if [ "$made" -lt "$SETTLE" ]; then continue; fi
+		if [ "$(echo "$per <= 1.15 * $SETTLE_BEST" | bc -l)" = 1 ]; then break; fi
+	done
+	printf 'settle %d before %s: %d PUTs; ms a PUT by batch of %d:%s\n' \
+		"$SETTLED" "$1" "$made" "$SETTLE_BATCH" "$times" >>"$SETTLE_LOG"
 }
 
 # settle_clear: deletes the keys of the last settle (untimed).
 settle_clear() {
-	[ "$SETTLE" -gt 0 ] && [ "$SETTLED" -gt 0 ] || return 0
-	curl_batch DELETE "$PAR" "$SETTLE" "settle/s$SETTLED" s >/dev/null
+	local b
+	for ((b = 1; b <= SETTLE_BATCHES; b++)); do
+		curl_batch DELETE "$PAR" "$SETTLE_BATCH" "settle/s$SETTLED" "b${b}k" >/dev/null
+	done
+	SETTLE_BATCHES=0
 }
 
 # measure_limits N WHEN: the server's limits on a prefix holding N records,
@@ -767,7 +798,7 @@ settle_clear() {
 # of the conditional PUTs.  Prints key=value lines.
 measure_limits() {
 	local n=$1 p=limits/n$1 w=$2 s
-	settle
+	settle "limits PUT"
 	s=$(curl_batch PUT "$PAR" "$n" "$p" k);   echo "put_par=$(echo "$n / $s" | bc -l)"
 	s=$(curl_batch HEAD "$PAR" "$n" "$p" k);  echo "head_par=$(echo "$n / $s" | bc -l)"
 	s=$(curl_batch GET "$PAR" "$n" "$p" k);   echo "get_par=$(echo "$n / $s" | bc -l)"
@@ -777,7 +808,7 @@ measure_limits() {
 	s=$(curl_batch HEAD 1 "$LIMIT_SEQ" "$p" s);   echo "head_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
 	s=$(curl_batch GET 1 "$LIMIT_SEQ" "$p" s);    echo "get_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
 	s=$(curl_batch DELETE 1 "$LIMIT_SEQ" "$p" s); echo "del_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
-	settle
+	settle "limits PUTNEW"
 	s=$(curl_batch PUTNEW 1 "$LIMIT_SEQ" "$p" "c$w"); echo "putnew_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
 	s=$(curl_batch PUTNEW "$PAR" "$n" "$p" "n$w");    echo "putnew_par=$(echo "$n / $s" | bc -l)"
 	curl_batch DELETE "$PAR" "$n" "$p" "n$w" >/dev/null   # the prefix keeps N keys
@@ -1027,7 +1058,9 @@ make_records "$WORK" 1 && mv "$WORK/u000001.json" "$WORK/record.json"
 stored_record || exit 1
 say "  record size: $(wc -c <"$WORK/record.json") bytes; the limits' PUTs store $(wc -c <"$WORK/record.body") bytes of body and $(wc -l <"$WORK/record.meta") metadata headers ($(wc -c <"$WORK/record.meta") bytes)"
 : >"$RESULTS"
-echo "# setting: $PLACEMENT; settle before each timed series of writes: $SETTLE conditional PUTs" >"$LIMITS_OUT"
+settle_rule="settle before each timed series of writes: conditional PUTs in batches of $SETTLE_BATCH, at least $SETTLE, until a batch is within 15 % of the fastest (at most $SETTLE_MAX)"
+[ "$SETTLE" -gt 0 ] || settle_rule="no settling"
+echo "# setting: $PLACEMENT; $settle_rule" >"$LIMITS_OUT"
 say "  $(sed 's/^# setting: //' "$LIMITS_OUT")"
 : >"$PAIRS"
 
@@ -1056,5 +1089,5 @@ for n in $NS; do
 done
 
 say ""
-say "$(date '+%F %T') $PLACEMENT; settle: $SETTLE PUTs; raw lines: $RESULTS; limits: $LIMITS_OUT; paired: $PAIRS"
+say "$(date '+%F %T') raw lines: $RESULTS; limits: $LIMITS_OUT; paired: $PAIRS; settles: $SETTLE_LOG"
 report
