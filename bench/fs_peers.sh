@@ -171,8 +171,8 @@ stamp=$(date +%Y%m%d-%H%M%S)
 RESULTS=$WORK/results-$stamp.tsv
 LIMITS_OUT=$WORK/limits-$stamp.txt     # per N: before and after its workloads
 PAIRS=$WORK/pairs-$stamp.tsv           # limits measured around s3dbfs's steps
-SETTLE_LOG=$WORK/logs/settle-$stamp.txt # each settle's batches
 LOGS=$WORK/logs
+SETTLE_LOG=$LOGS/settle-$stamp.txt     # each settle's batches
 export S3DB_TEST_RUNDIR=$WORK/servers
 mkdir -p "$LOGS"
 
