@@ -272,9 +272,10 @@ else
 	CLIENT_CPUS=$(node -e '
 const expand = (l) => l.split(",").flatMap((r) => { const [a, b = a] = r.split("-").map(Number);
 	return Array.from({ length: b - a + 1 }, (_, i) => a + i); });
-const server = new Set(expand(process.argv[2]));
-console.log(expand(process.argv[1]).filter((c) => !server.has(c)).join(","));' "$allowed" "$SERVER_CPUS") ||
-		{ warn "SERVER_CPUS '$SERVER_CPUS' is not a CPU list"; exit 2; }
+const all = expand(process.argv[1]), server = expand(process.argv[2]);
+if (!server.length || server.some((c) => !Number.isInteger(c) || !all.includes(c))) process.exit(1);
+console.log(all.filter((c) => !server.includes(c)).join(","));' "$allowed" "$SERVER_CPUS") ||
+		{ warn "SERVER_CPUS '$SERVER_CPUS' is not a list of this process's CPUs ($allowed)"; exit 2; }
 	[ -n "$CLIENT_CPUS" ] || { warn "SERVER_CPUS $SERVER_CPUS leaves no CPU of $allowed to the clients"; exit 2; }
 	PLACEMENT="server (s3rver, front) on CPU $SERVER_CPUS; mounts, tools and curl on CPU $CLIENT_CPUS"
 	server_run=(taskset -c "$SERVER_CPUS")
