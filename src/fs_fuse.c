@@ -44,8 +44,10 @@
  * across renames for us (hidden names included); when a path is missing
  * all the same, getattr answers from the handle (vfs_fgetattr).
  *
- * The process name comes from /proc/<pid>/comm; a per-thread one-entry
- * cache (pid + 1 s) keeps `cat *` from reading it once per request.
+ * The process name comes from /proc/<pid>/comm, remembered for 1 s in a
+ * table shared by the worker threads (fs->comm, one slot per pid modulo
+ * its size): a `cp` makes about five requests, each possibly on another
+ * worker, so a per-thread cache read the name once per request.
  */
 #include <errno.h>
 #include <limits.h>
@@ -64,13 +66,8 @@
 
 /* ---- who asked ------------------------------------------------------------- */
 
-typedef struct comm_cache {
-	pid_t pid;
-	double when;
-	char name[32];
-} comm_cache;
-
-static __thread comm_cache thread_comm;
+/* The name process_name returned last on this thread. */
+static __thread char thread_comm[sizeof ((fs_fuse_comm *)0)->name];
 
 /* The last vfs_hide made on this thread (see the design note); fixed
  * buffers, so that a worker thread ending holds no memory. */
@@ -119,31 +116,46 @@ static int stale_if_hidden(const char *path, int rc)
 	return rc == -ENOENT && path && is_hidden_name(path) ? -ESTALE : rc;
 }
 
-/* The name of process pid (borrowed from a per-thread buffer, valid until
- * the next call in this thread); "" when unknown. */
-static const char *process_name(pid_t pid)
+/* Reads the name of process pid into name (cap bytes); "" when unknown. */
+static void read_comm(pid_t pid, char *name, size_t cap)
 {
-	comm_cache *c = &thread_comm;
-	if (pid <= 0)
-		return "";
-	double now = s3db_monotonic_ms();
-	if (c->pid == pid && now - c->when < COMM_TTL_MS)
-		return c->name;
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
-	c->name[0] = '\0';
+	name[0] = '\0';
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t n = read(fd, c->name, sizeof c->name - 1);
-		close(fd);
-		if (n < 0)
-			n = 0;
-		c->name[n] = '\0';
-		c->name[strcspn(c->name, "\n")] = '\0';
-	}
-	c->pid = pid;
-	c->when = now;
-	return c->name;
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, name, cap - 1);
+	close(fd);
+	if (n < 0)
+		n = 0;
+	name[n] = '\0';
+	name[strcspn(name, "\n")] = '\0';
+}
+
+/* The name of process pid (borrowed from a per-thread buffer, valid until
+ * the next call in this thread); "" when unknown.  Read from /proc at most
+ * once a COMM_TTL_MS per pid while its slot is not taken by another. */
+static const char *process_name(fs_fuse *fs, pid_t pid)
+{
+	if (pid <= 0)
+		return "";
+	fs_fuse_comm *slot = &fs->comm[(unsigned)pid % FS_FUSE_COMM_SLOTS];
+	double now = s3db_monotonic_ms();
+	pthread_mutex_lock(&fs->comm_lock);
+	int known = slot->pid == pid && now - slot->when < COMM_TTL_MS;
+	if (known)
+		memcpy(thread_comm, slot->name, sizeof thread_comm);
+	pthread_mutex_unlock(&fs->comm_lock);
+	if (known)
+		return thread_comm;
+	read_comm(pid, thread_comm, sizeof thread_comm);
+	pthread_mutex_lock(&fs->comm_lock);
+	slot->pid = pid;
+	slot->when = now;
+	memcpy(slot->name, thread_comm, sizeof slot->name);
+	pthread_mutex_unlock(&fs->comm_lock);
+	return thread_comm;
 }
 
 /* Fills ctx from the current FUSE request and returns the vfs.  Ends
@@ -155,7 +167,7 @@ static vfs *request(s3db_ctx *ctx)
 	ctx->uid = fc->uid;
 	ctx->gid = fc->gid;
 	ctx->pid = fc->pid;
-	ctx->process = process_name(fc->pid);
+	ctx->process = process_name(fc->private_data, fc->pid);
 	ctx->origin = "fuse";
 	return ((fs_fuse *)fc->private_data)->vfs;
 }
@@ -605,6 +617,7 @@ void fs_fuse_init(fs_fuse *fs, vfs *v, double attr_timeout, double entry_timeout
 	memset(fs, 0, sizeof *fs);
 	fs->vfs = v;
 	pthread_mutex_init(&fs->lock, NULL);
+	pthread_mutex_init(&fs->comm_lock, NULL);
 	fs->attr_timeout = attr_timeout;
 	fs->entry_timeout = entry_timeout;
 	fs->negative_timeout = negative_timeout;
@@ -614,6 +627,7 @@ void fs_fuse_init(fs_fuse *fs, vfs *v, double attr_timeout, double entry_timeout
 void fs_fuse_destroy(fs_fuse *fs)
 {
 	pthread_mutex_destroy(&fs->lock);
+	pthread_mutex_destroy(&fs->comm_lock);
 }
 
 void fs_fuse_set_timeouts(fs_fuse *fs, double attr_timeout, double entry_timeout,

@@ -24,12 +24,23 @@
 #include <pthread.h>
 #include "vfs.h"
 
+/* One remembered process name (fs_fuse.c's process_name). */
+typedef struct fs_fuse_comm {
+	pid_t pid;                     /* 0: empty                               */
+	double when;                   /* monotonic ms it was read               */
+	char name[32];
+} fs_fuse_comm;
+
+#define FS_FUSE_COMM_SLOTS 64
+
 typedef struct fs_fuse {
 	vfs *vfs;                      /* borrowed; outlives the FUSE loop      */
 	pthread_mutex_t lock;          /* guards cfg and the three timeouts     */
 	double attr_timeout, entry_timeout, negative_timeout;
 	unsigned max_background;       /* kernel background requests (64)       */
 	struct fuse_config *cfg;       /* libfuse's, known from init() on       */
+	pthread_mutex_t comm_lock;     /* guards comm                           */
+	fs_fuse_comm comm[FS_FUSE_COMM_SLOTS]; /* by pid % slots                */
 } fs_fuse;
 
 /* Prepares fs (the vfs is borrowed). */
