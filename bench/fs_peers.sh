@@ -50,8 +50,10 @@
 #     paired limits, the limits' PUTs — comes right after untimed
 #     conditional PUTs into a scratch prefix, in batches of 250, at least
 #     SETTLE (500) and until a batch is within 15 % of the fastest batch
-#     of the run (at most SETTLE_MAX, 4000); the scratch keys of the
-#     settle before are deleted first.  logs/settle-<time>.txt shows
+#     of the run (at most SETTLE_MAX, 4000).  The scratch keys of the
+#     settles and of the paired limits are deleted only after the timed
+#     series they surround (after a step's "after" pair), so a step and
+#     its two pairs all follow PUTs only.  logs/settle-<time>.txt shows
 #     each settle's batches.
 #
 # Server limits, measured for each N before its workloads and again after
@@ -580,8 +582,8 @@ stored_record() {
 # PAIRS: SECONDS priced for the whole step (N records); SERVER, for the
 # steps made one request at a time (create, rm-all), the seconds the
 # server spent on the timed requests (count_requests), else "-".  The
-# keys it adds are removed again, untimed.  create and par-write make
-# all N inserts, into a new prefix shaped as s3db's
+# keys it adds are removed later, untimed (defer_delete).  create and
+# par-write make all N inserts, into a new prefix shaped as s3db's
 # (PREFIX/resource=users/data/id=ID), as the step's records go into a
 # new database: s3rver keeps a directory per prefix and a PUT costs it
 # more the more keys that directory already holds.  ls-cold and rm-all
@@ -597,7 +599,7 @@ pair() {
 		o0=$(log_size)
 		s=$(curl_batch PUTNEW 1 "$n" "$fresh" id%3Dk)
 		srv=$(server_secs "$o0")
-		curl_batch DELETE "$PAR" "$n" "$fresh" id%3Dk >/dev/null ;;
+		defer_delete "$n" "$fresh" id%3Dk ;;
 	ls-cold)    # the LIST pages of the N keys, then N GET (HEAD) at PAR in flight
 		l=$(list_all "$p" "$n")
 		g=$(curl_batch "$(record_read)" "$PAR" "$n" "$p" k)
@@ -611,7 +613,7 @@ pair() {
 		srv=$(echo "$srv / $LIMIT_SEQ * $n" | bc -l) ;;
 	par-write | par-thread)  # N inserts at PAR in flight into a new prefix
 		s=$(curl_batch PUTNEW "$PAR" "$n" "$fresh" id%3Dk)
-		curl_batch DELETE "$PAR" "$n" "$fresh" id%3Dk >/dev/null ;;
+		defer_delete "$n" "$fresh" id%3Dk ;;
 	*) return 0 ;;
 	esac
 	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$r" "$st" "$when" "$s" "$srv" >>"$PAIRS"
@@ -632,12 +634,14 @@ clear_copies() {
 }
 
 # paired_step CFG N ROUND STEP CMD...: STEP timed (step), with its
-# paired limits just before and just after it (pair).
+# paired limits just before and just after it (pair); then the scratch
+# keys of the pairs and settles are deleted (delete_deferred).
 paired_step() {
 	pair "$1" "$2" "$3" "$4" before &&
 		settle_before "$4" &&
 		step "$@" &&
-		pair "$1" "$2" "$3" "$4" after
+		pair "$1" "$2" "$3" "$4" after &&
+		delete_deferred
 }
 
 # settle_before STEP: settle when STEP is a series of writes.
@@ -687,14 +691,15 @@ run_workload() {
 
 # ---- the server's limits ------------------------------------------------------------------
 
-# curl_batch METHOD INFLIGHT COUNT PREFIX STEM: COUNT requests on keys
-# PREFIX/STEM000001.., INFLIGHT at a time (1: in turn, on one connection);
-# prints the seconds they took.  Warns about non-2xx answers.
+# curl_batch METHOD INFLIGHT COUNT PREFIX STEM [FIRST]: COUNT requests on
+# keys PREFIX/STEM000001.. (from STEMFIRST when FIRST is given), INFLIGHT
+# at a time (1: in turn, on one connection); prints the seconds they
+# took.  Warns about non-2xx answers.
 curl_batch() {
-	local method=$1 inflight=$2 count=$3 prefix=$4 stem=$5 cfg codes t0 t1 bad i
+	local method=$1 inflight=$2 count=$3 prefix=$4 stem=$5 first=${6:-1} cfg codes t0 t1 bad i
 	cfg=$WORK/curl-batch.cfg
 	{
-		for ((i = 1; i <= count; i++)); do
+		for ((i = first; i < first + count; i++)); do
 			printf 'url = "%s/%s/%s/%s%06d"\n' "$URL" "$BUCKET" "$prefix" "$stem" "$i"
 			case $method in
 			PUT | PUTNEW) printf 'upload-file = "%s"\n' "$WORK/record.body" ;;
@@ -750,26 +755,23 @@ list_all() {
 median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 
 # settle LABEL: untimed, just before a timed series of writes (LABEL
-# names it in SETTLE_LOG): deletes the keys of the settle before (at PAR
-# in flight), then makes conditional PUTs one at a time on new keys
-# settle/sK/bJk000001.., in batches of SETTLE_BATCH, at least SETTLE and
+# names it in SETTLE_LOG): conditional PUTs one at a time on new keys
+# settle/sK/k000001.., in batches of SETTLE_BATCH, at least SETTLE and
 # until a batch's time per PUT is within 15 % of SETTLE_BEST, the best
 # of any batch so far (at most SETTLE_MAX): whatever the server did
 # before (a batch of DELETEs slows its next 250-1,000 PUTs), every timed
 # series of writes starts on a server that answers PUTs at its pace.
+# The keys are removed later (defer_delete), never between a settle and
+# the series it prepares.
 SETTLED=0            # settles made; the last one's keys are settle/s$SETTLED
-SETTLE_BATCHES=0     # batches of the last settle
 SETTLE_BATCH=250
 SETTLE_BEST=""       # seconds per PUT of the fastest batch so far
 settle() {
 	[ "$SETTLE" -gt 0 ] || return 0
-	settle_clear
 	SETTLED=$((SETTLED + 1))
-	SETTLE_BATCHES=0
 	local made=0 s per times=""
 	while :; do
-		SETTLE_BATCHES=$((SETTLE_BATCHES + 1))
-		s=$(curl_batch PUTNEW 1 "$SETTLE_BATCH" "settle/s$SETTLED" "b${SETTLE_BATCHES}k")
+		s=$(curl_batch PUTNEW 1 "$SETTLE_BATCH" "settle/s$SETTLED" k $((made + 1)))
 		made=$((made + SETTLE_BATCH))
 		per=$(echo "$s / $SETTLE_BATCH" | bc -l)
 		times="$times $(printf '%.2f' "$(echo "$per * 1000" | bc -l)")"
@@ -782,15 +784,25 @@ settle() {
 	done
 	printf 'settle %d before %s: %d PUTs; ms a PUT by batch of %d:%s\n' \
 		"$SETTLED" "$1" "$made" "$SETTLE_BATCH" "$times" >>"$SETTLE_LOG"
+	defer_delete "$made" "settle/s$SETTLED" k
 }
 
-# settle_clear: deletes the keys of the last settle (untimed).
-settle_clear() {
-	local b
-	for ((b = 1; b <= SETTLE_BATCHES; b++)); do
-		curl_batch DELETE "$PAR" "$SETTLE_BATCH" "settle/s$SETTLED" "b${b}k" >/dev/null
+# defer_delete COUNT PREFIX STEM: notes the keys PREFIX/STEM000001.. (as
+# curl_batch names them) for delete_deferred.  A batch of DELETEs slows
+# the server's next PUTs, so the scratch keys of settles and pairs are
+# removed only after the timed series they surround.
+DEFERRED=()          # "COUNT PREFIX STEM" entries
+defer_delete() { DEFERRED+=("$1 $2 $3"); }
+
+# delete_deferred: deletes the keys defer_delete noted (untimed, PAR in
+# flight), so that the bucket does not grow with scratch keys.
+delete_deferred() {
+	local e count prefix stem
+	for e in "${DEFERRED[@]}"; do
+		read -r count prefix stem <<<"$e"
+		curl_batch DELETE "$PAR" "$count" "$prefix" "$stem" >/dev/null
 	done
-	SETTLE_BATCHES=0
+	DEFERRED=()
 }
 
 # measure_limits N WHEN: the server's limits on a prefix holding N records,
@@ -812,6 +824,7 @@ measure_limits() {
 	settle "limits PUTNEW"
 	s=$(curl_batch PUTNEW 1 "$LIMIT_SEQ" "$p" "c$w"); echo "putnew_seq=$(echo "$s / $LIMIT_SEQ" | bc -l)"
 	s=$(curl_batch PUTNEW "$PAR" "$n" "$p" "n$w");    echo "putnew_par=$(echo "$n / $s" | bc -l)"
+	delete_deferred
 	curl_batch DELETE "$PAR" "$n" "$p" "n$w" >/dev/null   # the prefix keeps N keys
 	curl_batch DELETE "$PAR" "$LIMIT_SEQ" "$p" "c$w" >/dev/null
 	s=$(curl_batch DELETE "$PAR" "$n" "$p" k);    echo "del_par=$(echo "$n / $s" | bc -l)"
