@@ -43,8 +43,9 @@
  * listing still answers lookups (stale-while-revalidate, ensure_record),
  * so that writers never wait for a relist; a large directory whose last
  * relist found nothing changed by another client is relisted for
- * lookups only every 20 times its listing's duration (lookup_ttl_ms:
- * changes of ours in flight are told apart by v->busy).
+ * lookups only every 20 times what listing it again would cost at its
+ * present size (lookup_ttl_ms: changes of ours in flight are told apart
+ * by v->busy; at most every minute).
  *
  * Writing: a record file open for writing is a buffer; flush, fsync and
  * release commit it (validate + insert or replace) and return only once
@@ -1277,25 +1278,42 @@ static double stale_window_ms(const vfs *v, const vcache_dir *d)
 	return w < ttl ? w : ttl;
 }
 
+/* What listing directory d again would cost now, in ms: what its last
+ * listing took, by page, times the pages its names fill now (our own
+ * writes since make it grow).  Lock held. */
+static double relist_cost_ms(const vcache_dir *d)
+{
+	double pages_then = (double)((d->listed_count + 999) / 1000);
+	double pages_now = (double)((d->names.count + 999) / 1000);
+	if (pages_then < 1)
+		pages_then = 1;
+	return (d->listed_ms - d->started_ms) / pages_then * pages_now;
+}
+
 /* How long a listing answers lookups (getattr) before it is listed
  * again: dir_ttl — or, for a quiet directory of more than one LIST page
  * (d->quiet: its last relist found nothing another client had changed;
  * one page is one request, cheap anywhere), RELIST_COST_FACTOR times
- * what that listing took when that is longer, capped at RELIST_QUIET_MAX_MS
- * (or dir_ttl when longer).  A listing costs the server about its own
- * duration (s3rver scans the whole prefix for every page: ~2 s for
- * 10,000 keys), so a create loop or parallel copies in a large directory
- * nobody else writes spend at most 1/RELIST_COST_FACTOR of the server's
- * time on relists instead of one listing every dir_ttl; a directory
- * others write in is relisted every dir_ttl, and readdir and opens
- * (close-to-open) keep dir_ttl and record_ttl whatever the directory.
- * dir_ttl 0 stays 0.  Lock held. */
+ * what listing it again would cost now (relist_cost_ms) when that is
+ * longer, capped at RELIST_QUIET_MAX_MS (or dir_ttl when longer).  A
+ * listing costs the server about its own duration (s3rver scans the
+ * whole prefix for every page: ~2 s for 10,000 keys), so a create loop
+ * or parallel copies in a large directory nobody else writes spend at
+ * most 1/RELIST_COST_FACTOR of the server's time on relists instead of
+ * one listing every dir_ttl.  The cost is priced at the directory's
+ * size now, not at its last listing's: in a directory our own writes
+ * make grow, a listing gets dearer as fast as time passes, so a create
+ * loop lists it again about never (at most every RELIST_QUIET_MAX_MS)
+ * rather than every 20 times a listing of the smaller directory it
+ * was.  A directory others write in is relisted every dir_ttl, and
+ * readdir and opens (close-to-open) keep dir_ttl and record_ttl
+ * whatever the directory.  dir_ttl 0 stays 0.  Lock held. */
 static double lookup_ttl_ms(const vfs *v, const vcache_dir *d)
 {
 	double ttl = ttl_ms(v->o.dir_ttl);
 	if (!d || !d->quiet || ttl <= 0 || d->names.count <= 1000)
 		return ttl;
-	double quiet = RELIST_COST_FACTOR * (d->listed_ms - d->started_ms);
+	double quiet = RELIST_COST_FACTOR * relist_cost_ms(d);
 	if (quiet > RELIST_QUIET_MAX_MS)
 		quiet = RELIST_QUIET_MAX_MS;
 	return quiet > ttl ? quiet : ttl;

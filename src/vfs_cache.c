@@ -297,6 +297,7 @@ int vcache_dir_put(vcache *c, const char *key, strv *names, double started_ms, d
 		d->names.items[w] = NULL;
 	d->listed_ms = listed_ms;
 	d->started_ms = started_ms;
+	d->listed_count = w;
 	d->names_only = 0;
 	d->heads = 0;
 	d->quiet = 0;

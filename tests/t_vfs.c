@@ -2424,6 +2424,85 @@ S3_CASE(a_quiet_directory_with_a_slow_listing_is_relisted_less_often_for_lookups
 	testlib_front_clear_faults();
 }
 
+/* Milliseconds on the monotonic clock. */
+static double mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
+/* Sleeps until the monotonic clock reads at least until_ms. */
+static void sleep_until(double until_ms)
+{
+	double left = until_ms - mono_ms();
+	if (left > 0)
+		msleep((int)left + 1);
+}
+
+/* A create loop in a quiet directory makes it grow, and a listing of it
+ * gets dearer with every page: lookups price a relist at the size the
+ * directory has now, not at the size its last listing found.  The
+ * relist of two pages takes T (the front makes each LIST page take
+ * 200 ms); after 1,000 creates the directory fills three, so lookups
+ * trust the listing for 20 x 3/2 T, not 20 T: no relist at 25 T, one
+ * soon after 30 T.  (S3 only.) */
+S3_CASE(a_directory_grown_by_our_own_creates_is_priced_at_its_present_size)
+{
+	c->o.dir_ttl = 1;
+	c->o.record_ttl = 1;
+	users_abc(c);
+	insert_many(c, "users", 998); /* 1,001 names: two pages */
+	strv names;
+	ls(c, "/users", &names);
+	strv_free(&names);
+	fault(c, "\"command\":\"ListObjectsV2\",\"delay_ms\":200");
+	struct stat st;
+	msleep(1200);
+	reset(c);
+	/* stale: answered at once and listed again behind (nothing new:
+	 * quiet); the listing ends with its second page (the observer
+	 * counts a request when it has ended) */
+	double started = mono_ms();
+	ATF_REQUIRE_EQ(t_stat(c, "/users/n1.json", &st), -ENOENT);
+	while (nreq(c, S3DB_CMD_LIST_OBJECTS_V2) < 2 && mono_ms() - started < 10000)
+		msleep(5);
+	ATF_REQUIRE_EQ_MSG(nreq(c, S3DB_CMD_LIST_OBJECTS_V2), 2, "%s", counts(c));
+	double listed = mono_ms(), took = listed - started;
+	msleep(100); /* installed */
+	reset(c);
+	/* the create loop: 1,000 new records, three pages */
+	for (int i = 0; i < 1000; i++) {
+		char path[64];
+		snprintf(path, sizeof path, "/users/g%04d.json", i);
+		ATF_REQUIRE_EQ_MSG(create_write(c, path, "{\"name\":\"Grown\"}",
+		                                O_WRONLY | O_CREAT | O_EXCL),
+		                   0, "%s", path);
+	}
+	ATF_REQUIRE_MSG(mono_ms() - listed < 24 * took, "the create loop took %.0f ms, T = %.0f ms",
+	                mono_ms() - listed, took);
+	insert(c, "users", "{\"id\":\"late\",\"name\":\"Late\"}");
+	/* at 25 T: no relist, the other client's record not seen yet */
+	sleep_until(listed + 25 * took);
+	ATF_REQUIRE_EQ(t_stat(c, "/users/late.json", &st), -ENOENT);
+	ATF_REQUIRE_EQ(t_stat(c, "/users/g0999.json", &st), 0);
+	msleep(600); /* a relist started by them would be done now */
+	ATF_REQUIRE_EQ_MSG(nreq(c, S3DB_CMD_LIST_OBJECTS_V2), 0, "%s (T = %.0f ms)", counts(c),
+	                   took);
+	/* past 30 T: a lookup lists the three pages again and then sees the
+	 * other client's record */
+	sleep_until(listed + 30 * took);
+	int rc = -ENOENT;
+	while (rc == -ENOENT && mono_ms() - listed < 40 * took) {
+		rc = t_stat(c, "/users/late.json", &st);
+		msleep(20);
+	}
+	ATF_REQUIRE_EQ_MSG(rc, 0, "not seen %.0f ms after the listing (T = %.0f ms)",
+	                   mono_ms() - listed, took);
+	ATF_REQUIRE_MSG(nreq(c, S3DB_CMD_LIST_OBJECTS_V2) >= 3, "%s", counts(c));
+	testlib_front_clear_faults();
+}
+
 VFS_CASE(a_create_answered_from_a_stale_listing_replaces_a_record_made_meanwhile)
 {
 	c->o.dir_ttl = 1;
@@ -2569,6 +2648,7 @@ ATF_TP_ADD_TCS(tp)
 	ADD_CASE(tp, concurrent_writers_and_readers_see_their_records);
 	ATF_TP_ADD_TC(tp, s3__storage_failures_give_eio_and_refused_credentials_eacces);
 	ATF_TP_ADD_TC(tp, s3__a_quiet_directory_with_a_slow_listing_is_relisted_less_often_for_lookups);
+	ATF_TP_ADD_TC(tp, s3__a_directory_grown_by_our_own_creates_is_priced_at_its_present_size);
 	/* vfs-posix */
 	ADD_CASE(tp, an_open_record_unlinked_stays_usable_until_its_last_close);
 	ADD_CASE(tp, a_hidden_open_target_is_replaced_by_the_rename_or_restored);
