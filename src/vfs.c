@@ -1305,7 +1305,8 @@ static double relist_cost_ms(const vcache_dir *d)
  * make grow, a listing gets dearer as fast as time passes, so a create
  * loop lists it again about never (at most every RELIST_QUIET_MAX_MS)
  * rather than every 20 times a listing of the smaller directory it
- * was.  A directory others write in is relisted every dir_ttl, and
+ * was; one our deletes shrink is priced cheaper, and listed again
+ * sooner, the same way.  A directory others write in is relisted every dir_ttl, and
  * readdir and opens (close-to-open) keep dir_ttl and record_ttl
  * whatever the directory.  dir_ttl 0 stays 0.  Lock held. */
 static double lookup_ttl_ms(const vfs *v, const vcache_dir *d)

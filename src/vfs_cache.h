@@ -152,7 +152,8 @@ int vcache_validators_differ(const vcache_rec *r, const char *etag, int64_t size
 vcache_dir *vcache_dir_get(vcache *c, const char *key);
 /* Stores a listing that started at started_ms and completed at
  * listed_ms; takes names (sorted here; listed_count is their number);
- * names_only and heads start at 0, `listing` is kept.  0, or -1 out of memory (names freed). */
+ * names_only and heads start at 0, `listing` is kept.  0, or -1 out of
+ * memory (names freed). */
 int vcache_dir_put(vcache *c, const char *key, strv *names, double started_ms, double listed_ms);
 void vcache_dir_del(vcache *c, const char *key);
 int vcache_dir_has(const vcache_dir *d, const char *name);
