@@ -1252,6 +1252,12 @@ typedef enum list_mode {
 static int sync_listing(vfs *v, s3db_resource *res, list_mode mode, int force,
                         const char *want_id, int64_t *want_size, const s3db_ctx *ctx);
 
+/* The LIST pages (1,000 keys each) a listing of n names takes. */
+static uint64_t listing_pages(size_t n)
+{
+	return (n + 999) / 1000;
+}
+
 /* 1 when revalidating a stale entry of directory d by listing d again
  * (which confirms every entry of it at once) pays better than one HEAD:
  * the listing is one page, or this directory has already cost as many
@@ -1259,7 +1265,7 @@ static int sync_listing(vfs *v, s3db_resource *res, list_mode mode, int force,
  * costs more than twice the HEADs it replaces).  Lock held. */
 static int relist_pays(const vcache_dir *d)
 {
-	uint64_t pages = (d->names.count + 999) / 1000;
+	uint64_t pages = listing_pages(d->names.count);
 	return pages <= 1 || d->heads + 1 >= pages;
 }
 
@@ -1283,8 +1289,8 @@ static double stale_window_ms(const vfs *v, const vcache_dir *d)
  * writes since make it grow).  Lock held. */
 static double relist_cost_ms(const vcache_dir *d)
 {
-	double pages_then = (double)((d->listed_count + 999) / 1000);
-	double pages_now = (double)((d->names.count + 999) / 1000);
+	double pages_then = (double)listing_pages(d->listed_count);
+	double pages_now = (double)listing_pages(d->names.count);
 	if (pages_then < 1)
 		pages_then = 1;
 	return (d->listed_ms - d->started_ms) / pages_then * pages_now;
