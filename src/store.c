@@ -239,8 +239,8 @@ s3db_code store_delete(store *s, const char *key, s3db_error *err)
 
 s3db_code store_delete_many(store *s, const char *const *keys, size_t n, s3db_error *err)
 {
-	for (size_t at = 0; at < n; at += 1000) {
-		size_t batch = n - at < 1000 ? n - at : 1000;
+	for (size_t at = 0; at < n; at += STORE_DELETE_BATCH_MAX) {
+		size_t batch = n - at < STORE_DELETE_BATCH_MAX ? n - at : STORE_DELETE_BATCH_MAX;
 		call c;
 		call_begin(&c, s, S3DB_CMD_DELETE_OBJECTS, keys[at], err);
 		s3db_code rc = call_end(&c, s->ops->del_many(s, keys + at, batch, c.err));
@@ -284,7 +284,7 @@ s3db_code store_list_all(store *s, const char *prefix, store_key_fn fn, void *ud
 {
 	char *token = NULL;
 	for (;;) {
-		store_list_opts opts = { .prefix = prefix, .continuation = token, .max_keys = 1000 };
+		store_list_opts opts = { .prefix = prefix, .continuation = token, .max_keys = STORE_LIST_PAGE_MAX };
 		store_list_page page;
 		s3db_code rc = store_list(s, &opts, &page, err);
 		free(token);

@@ -34,6 +34,10 @@
 
 /* AWS's limit on user metadata: keys + values, in bytes. */
 #define STORE_METADATA_LIMIT 2048
+/* S3's page size: a ListObjectsV2 page holds at most this many keys, and
+ * a DeleteObjects request deletes at most this many. */
+#define STORE_LIST_PAGE_MAX 1000
+#define STORE_DELETE_BATCH_MAX 1000
 
 /* ---- metadata: an ordered list of key/value pairs --------------------- */
 
@@ -108,7 +112,7 @@ typedef struct store_list_opts {
 	const char *delimiter;     /* NULL: no grouping                      */
 	const char *start_after;   /* NULL: from the start                   */
 	const char *continuation;  /* token from a previous page, or NULL    */
-	int max_keys;              /* 1..1000; 0 means 1000                  */
+	int max_keys;              /* 1..STORE_LIST_PAGE_MAX; 0: the maximum */
 } store_list_opts;
 
 /* ---- the backend interface -------------------------------------------- */
@@ -188,7 +192,7 @@ s3db_code store_get_range(store *s, const char *key, int64_t first, int64_t last
                           store_object *out, s3db_error *err);
 s3db_code store_head(store *s, const char *key, store_object *out, s3db_error *err);
 s3db_code store_delete(store *s, const char *key, s3db_error *err);
-/* Any number of keys; batches of 1000. */
+/* Any number of keys; batches of STORE_DELETE_BATCH_MAX. */
 s3db_code store_delete_many(store *s, const char *const *keys, size_t n, s3db_error *err);
 s3db_code store_list(store *s, const store_list_opts *opts, store_list_page *out,
                      s3db_error *err);

@@ -1439,13 +1439,13 @@ static s3db_code file_list(store *s, const store_list_opts *opts, store_list_pag
 	memset(out, 0, sizeof *out);
 	const char *prefix = opts && opts->prefix ? opts->prefix : "";
 	const char *delim = opts && opts->delimiter && *opts->delimiter ? opts->delimiter : NULL;
-	int max = opts && opts->max_keys > 0 ? opts->max_keys : 1000;
+	int max = opts && opts->max_keys > 0 ? opts->max_keys : STORE_LIST_PAGE_MAX;
 	if (opts && opts->max_keys < 0)
 		return s3db_error_set(err, S3DB_ERR_INVALID_ARG,
 		                      "file store: list '%s': max_keys %d is negative", prefix,
 		                      opts->max_keys);
-	if (max > 1000)
-		max = 1000;
+	if (max > STORE_LIST_PAGE_MAX)
+		max = STORE_LIST_PAGE_MAX;
 
 	/* where to start: the token, else start-after, never before prefix */
 	char *token_value = NULL;

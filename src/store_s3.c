@@ -66,7 +66,6 @@
 #define S3_DEFAULT_RETRY_BASE_MS 100
 #define S3_RETRY_CAP_MS 5000
 #define S3_CONNECT_TIMEOUT_MS 10000
-#define S3_MAX_DELETE_KEYS 1000
 #define S3_USER_AGENT "s3dbfs/" S3DB_VERSION
 
 /* ---- the store ------------------------------------------------------------ */
@@ -1269,10 +1268,10 @@ static s3db_code s3_del_many(store *st, const char *const *keys, size_t n, s3db_
 	s3_store *s = (s3_store *)st;
 	if (n == 0)
 		return S3DB_OK;
-	if (n > S3_MAX_DELETE_KEYS)
+	if (n > STORE_DELETE_BATCH_MAX)
 		return s3db_error_set(err, S3DB_ERR_INVALID_ARG,
 		                      "DeleteObjects: %zu keys, at most %d a request", n,
-		                      S3_MAX_DELETE_KEYS);
+		                      STORE_DELETE_BATCH_MAX);
 	strv pending;  /* keys still to delete */
 	strv_init(&pending);
 	for (size_t i = 0; i < n; i++)
@@ -1457,11 +1456,12 @@ static s3db_code s3_list(store *st, const store_list_opts *opts, store_list_page
 	store_list_opts none = {0};
 	if (!opts)
 		opts = &none;
-	if (opts->max_keys < 0 || opts->max_keys > 1000)
+	if (opts->max_keys < 0 || opts->max_keys > STORE_LIST_PAGE_MAX)
 		return s3db_error_set(err, S3DB_ERR_INVALID_ARG,
-		                      "ListObjectsV2: max_keys %d is not in 1..1000", opts->max_keys);
+		                      "ListObjectsV2: max_keys %d is not in 1..%d", opts->max_keys,
+		                      STORE_LIST_PAGE_MAX);
 	char max_keys[16];
-	snprintf(max_keys, sizeof max_keys, "%d", opts->max_keys ? opts->max_keys : 1000);
+	snprintf(max_keys, sizeof max_keys, "%d", opts->max_keys ? opts->max_keys : STORE_LIST_PAGE_MAX);
 	sigv4_pair q[8];
 	size_t n = 0;
 	q[n++] = (sigv4_pair){"list-type", "2"};

@@ -1252,10 +1252,10 @@ typedef enum list_mode {
 static int sync_listing(vfs *v, s3db_resource *res, list_mode mode, int force,
                         const char *want_id, int64_t *want_size, const s3db_ctx *ctx);
 
-/* The LIST pages (1,000 keys each) a listing of n names takes. */
+/* The LIST pages (STORE_LIST_PAGE_MAX keys each) a listing of n names takes. */
 static uint64_t listing_pages(size_t n)
 {
-	return (n + 999) / 1000;
+	return (n + STORE_LIST_PAGE_MAX - 1) / STORE_LIST_PAGE_MAX;
 }
 
 /* 1 when revalidating a stale entry of directory d by listing d again
