@@ -79,7 +79,7 @@ typedef struct vcache_dir {
 	int quiet;               /* this listing found nothing another client
 	                            changed since the one before it (the vfs
 	                            then lists it again less often for
-	                            lookups: see lookup_ttl_ms in vfs.c)    */
+	                            lookups: lookup_ttl_ms, vfs_lookup.c)   */
 } vcache_dir;
 
 typedef struct vcache_neg {

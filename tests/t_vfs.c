@@ -1,5 +1,5 @@
 /*
- * t_vfs.c — the file tree (src/vfs.c) driven as the FUSE layer drives
+ * t_vfs.c — the file tree (src/vfs*.c) driven as the FUSE layer drives
  * it: lookups (getattr), readdir, open/create, read/write, flush,
  * release, truncate, rename, unlink, mkdir/rmdir, xattrs — on the local
  * backend and on S3 through the strict front (one body, two cases:
