@@ -40,15 +40,9 @@ int s3db_on(s3db *db, s3db_listener fn, void *userdata)
 	event_bus *bus = &db->bus;
 	int id = 0;
 	pthread_rwlock_wrlock(&bus->lock);
-	if (bus->count == bus->cap) {
-		size_t cap = bus->cap ? bus->cap * 2 : 8;
-		listener *p = realloc(bus->items, cap * sizeof *p);
-		if (p) {
-			bus->items = p;
-			bus->cap = cap;
-		}
-	}
-	if (bus->count < bus->cap) {
+	listener *p = s3db_array_room(bus->items, &bus->cap, bus->count, sizeof *p, 8);
+	if (p) {
+		bus->items = p;
 		id = bus->next_id++;
 		bus->items[bus->count++] = (listener){ .id = id, .fn = fn, .userdata = userdata };
 	}

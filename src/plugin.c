@@ -218,19 +218,22 @@ static void api_log(s3db_plugin *p, s3db_plugin_log_level level, const char *fmt
 
 /* ---- api: events and requests ------------------------------------------------------ */
 
+/* Records id, a listener or observer p added, in list (under p->lock)
+ * so that plugin_unsubscribe removes it; 0, or -1 when out of memory. */
+static int plugin_keep_id(s3db_plugin *p, id_list *list, int id)
+{
+	pthread_mutex_lock(&p->lock);
+	int r = id_list_push(list, id);
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
 static int api_on(s3db_plugin *p, s3db_listener fn, void *ud)
 {
-	if (!fn)
-		return 0;
-	int id = s3db_on(p->db, fn, ud);
-	if (!id)
-		return 0;
-	pthread_mutex_lock(&p->lock);
-	int r = id_list_push(&p->listeners, id);
-	pthread_mutex_unlock(&p->lock);
-	if (r) {
+	int id = fn ? s3db_on(p->db, fn, ud) : 0;
+	if (id && plugin_keep_id(p, &p->listeners, id)) {
 		s3db_off(p->db, id);
-		return 0;
+		id = 0;
 	}
 	return id;
 }
@@ -247,14 +250,9 @@ static void api_off(s3db_plugin *p, int id)
 static int api_on_request(s3db_plugin *p, s3db_request_hook fn, void *ud)
 {
 	int id = db_observer_add(p->db, fn, ud);
-	if (!id)
-		return 0;
-	pthread_mutex_lock(&p->lock);
-	int r = id_list_push(&p->observers, id);
-	pthread_mutex_unlock(&p->lock);
-	if (r) {
+	if (id && plugin_keep_id(p, &p->observers, id)) {
 		db_observer_remove(p->db, id);
-		return 0;
+		id = 0;
 	}
 	return id;
 }

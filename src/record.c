@@ -73,14 +73,10 @@ static void fields_free(field_list *l)
 
 static field *fields_add(field_list *l)
 {
-	if (l->count == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		field *p = realloc(l->items, cap * sizeof *p);
-		if (!p)
-			return NULL;
-		l->items = p;
-		l->cap = cap;
-	}
+	field *p = s3db_array_room(l->items, &l->cap, l->count, sizeof *p, 16);
+	if (!p)
+		return NULL;
+	l->items = p;
 	field *f = &l->items[l->count++];
 	memset(f, 0, sizeof *f);
 	return f;

@@ -1367,11 +1367,13 @@ static int cache_begin(s3db_resource *res, cache_read *c, const char *action,
 	return 1;
 }
 
-/* 1 and *out (owned by the caller) on a hit; counts hits and misses. */
-static int cache_lookup(s3db_resource *res, cache_read *c, json_object **out)
+/* 1 and *out (owned by the caller) when the cache holds a value of json
+ * type `type` for c; else 0 and *out NULL (a value of another type is a
+ * miss).  Counts hits and misses. */
+static int cache_lookup(s3db_resource *res, cache_read *c, json_type type, json_object **out)
 {
 	*out = NULL;
-	int hit = c->cache->lookup(c->ud, &c->rq, out) && *out;
+	int hit = c->cache->lookup(c->ud, &c->rq, out) && *out && json_object_is_type(*out, type);
 	if (!hit) {
 		json_object_put(*out);
 		*out = NULL;
@@ -1418,6 +1420,31 @@ static s3db_code cached_events(s3db_resource *res, s3db_event_type before, const
 	return rc;
 }
 
+/* cache_answer's `before` for reads that raise no events. */
+#define NO_EVENTS S3DB_EV__COUNT
+
+/* Answers a read whose result is a JSON value of type `type` from the
+ * cache: on a hit, the read's cached events run when before is one
+ * (not NO_EVENTS; they may refuse it), *out gets the value (owned by the
+ * caller; NULL when refused), *rc the result, c is ended, and 1 is
+ * returned.  On a miss 0: c stays open for the caller's cache_end after
+ * the uncached read. */
+static int cache_answer(s3db_resource *res, cache_read *c, json_type type, s3db_event_type before,
+                        const char *id, const s3db_ctx *ctx, json_object **out, s3db_code *rc,
+                        s3db_error *err)
+{
+	json_object *hit;
+	if (!cache_lookup(res, c, type, &hit))
+		return 0;
+	*rc = before != NO_EVENTS ? cached_events(res, before, id, hit, ctx, err) : S3DB_OK;
+	if (*rc == S3DB_OK)
+		*out = hit;
+	else
+		json_object_put(hit);
+	cache_end(c, NULL);
+	return 1;
+}
+
 /* A read's arguments are checked before the cache is asked, so that a
  * bad id fails the same way with and without a cache. */
 static s3db_code check_id_read(s3db_resource *res, const char *id, s3db_error *err)
@@ -1437,17 +1464,9 @@ s3db_code s3db_get(s3db_resource *res, const char *id, const s3db_ctx *ctx, json
 	if (check_id_read(res, id, err) != S3DB_OK ||
 	    !cache_begin(res, &c, "get", id_params(id), NULL))
 		return get_uncached(res, id, ctx, out, err);
-	json_object *hit;
 	s3db_code rc;
-	if (cache_lookup(res, &c, &hit)) {
-		rc = cached_events(res, S3DB_EV_BEFORE_GET, id, hit, ctx, err);
-		if (rc == S3DB_OK)
-			*out = hit;
-		else
-			json_object_put(hit);
-		cache_end(&c, NULL);
+	if (cache_answer(res, &c, json_type_object, S3DB_EV_BEFORE_GET, id, ctx, out, &rc, err))
 		return rc;
-	}
 	rc = get_uncached(res, id, ctx, out, err);
 	cache_end(&c, rc == S3DB_OK ? *out : NULL);
 	return rc;
@@ -1460,13 +1479,12 @@ int s3db_exists(s3db_resource *res, const char *id, s3db_error *err)
 	    !cache_begin(res, &c, "exists", id_params(id), NULL))
 		return exists_uncached(res, id, err);
 	json_object *hit;
-	if (cache_lookup(res, &c, &hit) && json_object_is_type(hit, json_type_boolean)) {
+	if (cache_lookup(res, &c, json_type_boolean, &hit)) {
 		int yes = json_object_get_boolean(hit);
 		json_object_put(hit);
 		cache_end(&c, NULL);
 		return yes;
 	}
-	json_object_put(hit);
 	int r = exists_uncached(res, id, err);
 	json_object *v = r >= 0 ? json_object_new_boolean(r) : NULL;
 	cache_end(&c, v);
@@ -1489,14 +1507,10 @@ s3db_code s3db_get_many(s3db_resource *res, const char *const *ids, size_t n, co
 			json_object_put(params);
 		return get_many_uncached(res, ids, n, ctx, results, err);
 	}
-	json_object *hit;
-	if (cache_lookup(res, &c, &hit) && json_object_is_type(hit, json_type_array)) {
-		*results = hit;
-		cache_end(&c, NULL);
-		return S3DB_OK;
-	}
-	json_object_put(hit);
-	s3db_code rc = get_many_uncached(res, ids, n, ctx, results, err);
+	s3db_code rc;
+	if (cache_answer(res, &c, json_type_array, NO_EVENTS, NULL, ctx, results, &rc, err))
+		return rc;
+	rc = get_many_uncached(res, ids, n, ctx, results, err);
 	cache_end(&c, rc == S3DB_OK ? *results : NULL);
 	return rc;
 }
@@ -1516,7 +1530,7 @@ s3db_code s3db_list_ids(s3db_resource *res, const s3db_list_opts *opts, char ***
 	if (windowed(opts) || !cache_begin(res, &c, "listIds", NULL, opts))
 		return list_ids_uncached(res, opts, ids, count, err);
 	json_object *hit;
-	if (cache_lookup(res, &c, &hit) && json_object_is_type(hit, json_type_array)) {
+	if (cache_lookup(res, &c, json_type_array, &hit)) {
 		strv v;
 		strv_init(&v);
 		size_t n = json_object_array_length(hit);
@@ -1533,7 +1547,6 @@ s3db_code s3db_list_ids(s3db_resource *res, const s3db_list_opts *opts, char ***
 			*count = n;
 		return S3DB_OK;
 	}
-	json_object_put(hit);
 	size_t n = 0;
 	s3db_code rc = list_ids_uncached(res, opts, ids, &n, err);
 	json_object *arr = NULL;
@@ -1560,8 +1573,7 @@ s3db_code s3db_count(s3db_resource *res, const s3db_list_opts *opts, size_t *cou
 		return count_uncached(res, opts, count, ctx, err);
 	json_object *hit;
 	s3db_code rc;
-	if (cache_lookup(res, &c, &hit) && json_object_is_type(hit, json_type_int) &&
-	    json_object_get_int64(hit) >= 0) {
+	if (cache_lookup(res, &c, json_type_int, &hit) && json_object_get_int64(hit) >= 0) {
 		rc = cached_events(res, S3DB_EV_BEFORE_COUNT, NULL, NULL, ctx, err);
 		if (rc == S3DB_OK)
 			*count = (size_t)json_object_get_int64(hit);
@@ -1586,18 +1598,9 @@ s3db_code s3db_list(s3db_resource *res, const s3db_list_opts *opts, const s3db_c
 	if (need_schema(res, &s, err) != S3DB_OK || windowed(opts) ||
 	    !cache_begin(res, &c, "list", NULL, opts))
 		return list_uncached(res, opts, ctx, records, err);
-	json_object *hit;
 	s3db_code rc;
-	if (cache_lookup(res, &c, &hit) && json_object_is_type(hit, json_type_array)) {
-		rc = cached_events(res, S3DB_EV_BEFORE_LIST, NULL, hit, ctx, err);
-		if (rc == S3DB_OK)
-			*records = hit;
-		else
-			json_object_put(hit);
-		cache_end(&c, NULL);
+	if (cache_answer(res, &c, json_type_array, S3DB_EV_BEFORE_LIST, NULL, ctx, records, &rc, err))
 		return rc;
-	}
-	json_object_put(hit);
 	rc = list_uncached(res, opts, ctx, records, err);
 	cache_end(&c, rc == S3DB_OK ? *records : NULL);
 	return rc;
@@ -1616,14 +1619,10 @@ s3db_code s3db_page(s3db_resource *res, size_t page, size_t page_size, const s3d
 			json_object_put(params);
 		return page_uncached(res, page, page_size, opts, ctx, out, err);
 	}
-	json_object *hit;
-	if (cache_lookup(res, &c, &hit) && json_object_is_type(hit, json_type_object)) {
-		*out = hit;
-		cache_end(&c, NULL);
-		return S3DB_OK;
-	}
-	json_object_put(hit);
-	s3db_code rc = page_uncached(res, page, page_size, opts, ctx, out, err);
+	s3db_code rc;
+	if (cache_answer(res, &c, json_type_object, NO_EVENTS, NULL, ctx, out, &rc, err))
+		return rc;
+	rc = page_uncached(res, page, page_size, opts, ctx, out, err);
 	cache_end(&c, rc == S3DB_OK ? *out : NULL);
 	return rc;
 }
@@ -1647,14 +1646,10 @@ s3db_code s3db_query(s3db_resource *res, json_object *filter, const s3db_list_op
 	cache_read c;
 	if (!cache_begin(res, &c, "query", params, opts))
 		return query_uncached(res, filter, opts, ctx, records, err);
-	json_object *hit;
-	if (cache_lookup(res, &c, &hit) && json_object_is_type(hit, json_type_array)) {
-		*records = hit;
-		cache_end(&c, NULL);
-		return S3DB_OK;
-	}
-	json_object_put(hit);
-	s3db_code rc = query_uncached(res, filter, opts, ctx, records, err);
+	s3db_code rc;
+	if (cache_answer(res, &c, json_type_array, NO_EVENTS, NULL, ctx, records, &rc, err))
+		return rc;
+	rc = query_uncached(res, filter, opts, ctx, records, err);
 	cache_end(&c, rc == S3DB_OK ? *records : NULL);
 	return rc;
 }
@@ -1715,7 +1710,8 @@ s3db_code s3db_get_content(s3db_resource *res, const char *id, void **data, size
 	    !cache_begin(res, &c, "content", id_params(id), NULL))
 		return get_content_uncached(res, id, data, len, content_type, err);
 	json_object *hit;
-	if (cache_lookup(res, &c, &hit) && content_from_json(hit, data, len, content_type) == 0) {
+	if (cache_lookup(res, &c, json_type_object, &hit) &&
+	    content_from_json(hit, data, len, content_type) == 0) {
 		json_object_put(hit);
 		cache_end(&c, NULL);
 		return S3DB_OK;

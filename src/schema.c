@@ -639,14 +639,10 @@ static void attr_clear(attr *a)
 
 static attr *attr_list_add(attr_list *l)
 {
-	if (l->count == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		attr *p = realloc(l->items, cap * sizeof *p);
-		if (!p)
-			return NULL;
-		l->items = p;
-		l->cap = cap;
-	}
+	attr *p = s3db_array_room(l->items, &l->cap, l->count, sizeof *p, 16);
+	if (!p)
+		return NULL;
+	l->items = p;
 	attr *a = &l->items[l->count++];
 	memset(a, 0, sizeof *a);
 	return a;

@@ -60,16 +60,12 @@ int store_meta_set(store_meta *m, const char *key, const char *value)
 		m->items[i].value = v;
 		return 0;
 	}
-	if (m->count == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 8;
-		store_kv *p = realloc(m->items, cap * sizeof *p);
-		if (!p) {
-			free(v);
-			return -1;
-		}
-		m->items = p;
-		m->cap = cap;
+	store_kv *p = s3db_array_room(m->items, &m->cap, m->count, sizeof *p, 8);
+	if (!p) {
+		free(v);
+		return -1;
 	}
+	m->items = p;
 	char *k = lowercase_dup(key);
 	if (!k) {
 		free(v);

@@ -1124,16 +1124,12 @@ static int lframe_load(liter *it, lframe *f)
 			continue;
 		if (!seg)
 			continue;
-		if (f->n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			lentry *p = realloc(f->e, ncap * sizeof *p);
-			if (!p) {
-				free(seg);
-				goto oom;
-			}
-			f->e = p;
-			cap = ncap;
+		lentry *p = s3db_array_room(f->e, &cap, f->n, sizeof *p, 64);
+		if (!p) {
+			free(seg);
+			goto oom;
 		}
+		f->e = p;
 		lentry *e = &f->e[f->n];
 		e->is_dir = is_dir;
 		e->sort = is_dir ? s3db_asprintf("%s/", seg) : seg;
@@ -1162,16 +1158,12 @@ oom:
 /* Pushes the root (parent == NULL) or the directory entry at parent->pos. */
 static int it_push(liter *it)
 {
-	if (it->depth == it->cap) {
-		size_t ncap = it->cap ? it->cap * 2 : 8;
-		lframe *p = realloc(it->st, ncap * sizeof *p);
-		if (!p) {
-			it->rc = nomem(it->err, "list", "");
-			return -1;
-		}
-		it->st = p;
-		it->cap = ncap;
+	lframe *p = s3db_array_room(it->st, &it->cap, it->depth, sizeof *p, 8);
+	if (!p) {
+		it->rc = nomem(it->err, "list", "");
+		return -1;
 	}
+	it->st = p;
 	lframe *f = &it->st[it->depth];
 	memset(f, 0, sizeof *f);
 	if (it->depth == 0) {
@@ -1500,17 +1492,14 @@ static s3db_code file_list(store *s, const store_list_opts *opts, store_list_pag
 				break;
 			}
 			key[(size_t)(d - key) + strlen(delim)] = '\0';
-			if (out->prefix_count == pcap) {
-				size_t ncap = pcap ? pcap * 2 : 16;
-				char **p = realloc(out->common_prefixes, ncap * sizeof *p);
-				if (!p) {
-					free(key);
-					it.rc = nomem(err, "list", prefix);
-					break;
-				}
-				out->common_prefixes = p;
-				pcap = ncap;
+			char **p = s3db_array_room(out->common_prefixes, &pcap, out->prefix_count,
+			                           sizeof *p, 16);
+			if (!p) {
+				free(key);
+				it.rc = nomem(err, "list", prefix);
+				break;
 			}
+			out->common_prefixes = p;
 			out->common_prefixes[out->prefix_count++] = key;
 			emitted++;
 			last = key;
@@ -1529,17 +1518,13 @@ static s3db_code file_list(store *s, const store_list_opts *opts, store_list_pag
 			free(key);
 			break;
 		}
-		if (out->count == ecap) {
-			size_t ncap = ecap ? ecap * 2 : 64;
-			store_entry *p = realloc(out->entries, ncap * sizeof *p);
-			if (!p) {
-				free(key);
-				it.rc = nomem(err, "list", prefix);
-				break;
-			}
-			out->entries = p;
-			ecap = ncap;
+		store_entry *p = s3db_array_room(out->entries, &ecap, out->count, sizeof *p, 64);
+		if (!p) {
+			free(key);
+			it.rc = nomem(err, "list", prefix);
+			break;
 		}
+		out->entries = p;
 		out->entries[out->count++] = e;
 		emitted++;
 		last = key;

@@ -439,16 +439,12 @@ static void hdr_add(hdr_list *h, const char *name, const char *value)
 {
 	if (h->oom)
 		return;
-	if (h->count == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 16;
-		sigv4_pair *p = realloc(h->items, cap * sizeof *p);
-		if (!p) {
-			h->oom = 1;
-			return;
-		}
-		h->items = p;
-		h->cap = cap;
+	sigv4_pair *p = s3db_array_room(h->items, &h->cap, h->count, sizeof *p, 16);
+	if (!p) {
+		h->oom = 1;
+		return;
 	}
+	h->items = p;
 	char *n = s3db_strdup(name), *v = s3db_strdup(value ? value : "");
 	if (!n || !v) {
 		free(n);

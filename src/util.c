@@ -242,16 +242,13 @@ int strv_push_owned(strv *v, char *s)
 {
 	if (!s)
 		return -1;
-	if (v->count + 2 > v->cap) {
-		size_t cap = v->cap ? v->cap * 2 : 16;
-		char **p = realloc(v->items, cap * sizeof *p);
-		if (!p) {
-			free(s);
-			return -1;
-		}
-		v->items = p;
-		v->cap = cap;
+	/* room for s and the NULL after it */
+	char **p = s3db_array_room(v->items, &v->cap, v->count + 1, sizeof *p, 16);
+	if (!p) {
+		free(s);
+		return -1;
 	}
+	v->items = p;
 	v->items[v->count++] = s;
 	v->items[v->count] = NULL;
 	return 0;

@@ -431,14 +431,10 @@ static int collect_pending(void *ud, const char *key, void *value)
 	vnode *n = value;
 	if (n->kind == NK_SCRATCH || n->kind == NK_SNAPSHOT || !vnode_dirty(n))
 		return 0;
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 16;
-		vnode **p = realloc(w->items, cap * sizeof *p);
-		if (!p)
-			return 1;
-		w->items = p;
-		w->cap = cap;
-	}
+	vnode **p = s3db_array_room(w->items, &w->cap, w->n, sizeof *p, 16);
+	if (!p)
+		return 1;
+	w->items = p;
 	w->items[w->n++] = n;
 	n->refs++; /* held while it is stored */
 	return 0;
