@@ -34,7 +34,8 @@
  *  - v->refreshes (the background listings) is guarded by v->lock too;
  *    v->dir_lock guards dir_times only and v->busy_lock the busy table,
  *    both leaf locks.
- * Functions below say which lock they expect; "lock held" means v->lock.
+ * Each function's contract (above its definition) says which lock it
+ * expects; "lock held" means v->lock.
  */
 #ifndef S3DB_VFS_INT_H
 #define S3DB_VFS_INT_H

@@ -13,10 +13,10 @@
  * (without a request when the copy was not modified).  Unmounting with a
  * tombstone pending leaves the record in S3.
  *
- * vfs_hide and vfs_unhide are the FUSE layer's way of keeping an open
- * file readable after it is unlinked (hard_remove off): the file moves to
- * a hidden scratch name, never listed, and goes when its last handle
- * does.
+ * vfs_hide and vfs_unhide serve libfuse's way of keeping an unlinked
+ * open file reachable: it renames the file to a hidden name (never
+ * listed) and unlinks that name at the last close.  A record S3 has stays
+ * in S3, hidden like a tombstoned one, until then (contract: vfs.h).
  */
 #include <errno.h>
 #include <stdio.h>
