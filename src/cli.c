@@ -111,6 +111,8 @@ static const char usage_text[] =
 "                          (repeatable)\n"
 "  -h, --help              show this help\n"
 "  -V, --version           show the version\n"
+"  --                      ends the options: an id that starts with '-'\n"
+"                          goes after it (s3db C get users -- -x1)\n"
 "\n"
 "Exit status: 0 ok, 1 not found, 2 usage error, 3 invalid input (JSON,\n"
 "validation, id), 4 storage, network or credentials error, 5 other error.\n";
@@ -889,7 +891,8 @@ static int parse_args(int argc, char **argv, cli_args *a)
 			return usage_error("option '%s' needs a value", argv[optind - 1]);
 		default:
 			if (optopt && optopt < 256)
-				return usage_error("unknown option '-%c'", optopt);
+				return usage_error("unknown option '-%c' (an id or other argument that "
+				                   "starts with '-' goes after --)", optopt);
 			/* a long option: missing argument or unknown */
 			for (const struct option *lo = long_options; lo->name; lo++)
 				if (strncmp(argv[optind - 1], "--", 2) == 0 &&

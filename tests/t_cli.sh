@@ -232,9 +232,28 @@ put_without_id_generates_one_body()
 	put_user "" '{"name":"Ida"}'
 	ml_jq_true put.out '(.id | type == "string" and length > 0) and .name == "Ida"'
 	id=$(jq -r .id put.out)
-	atf_check -s exit:0 -o save:get.out "$S3DB_CLI" "$C" get users "$id"
+	# "--": a generated id may start with '-' (nanoid's alphabet has it)
+	atf_check -s exit:0 -o save:get.out "$S3DB_CLI" "$C" get users -- "$id"
 	ml_jq_true get.out '.name == "Ida"'
 	atf_check -s exit:0 -o inline:"$id\n" "$S3DB_CLI" "$C" ls users --ids
+}
+
+atf_test_case an_id_starting_with_a_dash_goes_after_double_dash
+an_id_starting_with_a_dash_goes_after_double_dash_body()
+{
+	setup
+	define_users
+	printf '%s' '{"name":"Dash"}' >rec-in.json
+	atf_check -s exit:0 -o save:put.out -x '"$S3DB_CLI" "$C" put users -- -d1 < rec-in.json'
+	ml_jq_true put.out '.id == "-d1" and .name == "Dash"'
+	atf_check -s exit:0 -o save:get.out "$S3DB_CLI" "$C" get users -- -d1
+	ml_jq_true get.out '.id == "-d1" and .name == "Dash"'
+	# without "--" the id reads as options: a usage error that says why
+	atf_check -s exit:2 -e match:"unknown option '-d'.*goes after --" \
+	    "$S3DB_CLI" "$C" get users -d1
+	atf_check -s exit:0 -o inline:'-d1\n' "$S3DB_CLI" "$C" ls users --ids
+	atf_check -s exit:0 -o empty "$S3DB_CLI" "$C" rm users -- -d1
+	atf_check -s exit:0 -o inline:'0\n' "$S3DB_CLI" "$C" count users
 }
 
 atf_test_case put_replaces_an_existing_record
@@ -521,6 +540,7 @@ atf_init_test_cases()
 	atf_add_test_case put_with_id_argument_inserts_and_prints_the_record
 	atf_add_test_case put_takes_the_id_from_the_record
 	atf_add_test_case put_without_id_generates_one
+	atf_add_test_case an_id_starting_with_a_dash_goes_after_double_dash
 	atf_add_test_case put_replaces_an_existing_record
 	atf_add_test_case put_refuses_invalid_input_with_status_3
 	atf_add_test_case get_missing_record_exits_1
