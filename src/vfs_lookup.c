@@ -491,7 +491,7 @@ typedef struct fetch_job {
 	char **ids;
 	int64_t *sizes;          /* fetch_record: sizes the LIST gave, or NULL */
 	want w;
-	int use_ensure;          /* 1: vlookup_ensure_record, 0: fetch_record       */
+	int use_ensure;          /* 1: vlookup_ensure_record, 0: fetch_record */
 	const s3db_ctx *ctx;
 	int *rcs;
 } fetch_job;
